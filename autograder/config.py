@@ -1,0 +1,128 @@
+"""The assignment configuration: one YAML file with tests, points, visibility, timeouts and seeds."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from autograder.errors import ConfigError
+
+HARNESS_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = HARNESS_ROOT / "tests_hidden" / "assignment.yml"
+_ID = re.compile(r"^(?P<part>[0-9]+[a-z])-(?P<index>[0-9]+)-(?P<kind>basic|hidden)$")
+MAX_ALPHA_PER_TEST = 1e-6
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    id: str                 # the course's test id, e.g. "6c-2-hidden"
+    title: str              # what the test checks, shown after the id
+    points: float
+    module: str             # the student file the test exercises, without ".py"
+    visibility: str
+    extra_credit: bool
+    timeout: float          # seconds for the whole test
+    statistical: bool       # draws a share of the per-submission false-failure budget
+
+    @property
+    def public(self) -> bool:
+        return self.id.endswith("-basic")
+
+    @property
+    def name(self) -> str:
+        return f"{self.id}: {self.title}"
+
+    @property
+    def number(self) -> str:
+        m = _ID.match(self.id)
+        return f"{m['part']}.{m['index']}"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    title: str
+    seed: int                       # the grader's master seed; every test seed derives from it
+    error_budget: float             # false-failure probability allowed per correct submission
+    drivers: str                    # module of worker-side drivers
+    models: dict                    # name -> plain-data model spec
+    tests: tuple[TestSpec, ...]
+    source: Path
+
+    def test(self, test_id: str) -> TestSpec:
+        for t in self.tests:
+            if t.id == test_id:
+                return t
+        raise ConfigError(f"no test {test_id!r} in {self.source}; known: {[t.id for t in self.tests]}")
+
+    @property
+    def alpha_per_test(self) -> float:
+        """Bonferroni share of the error budget for each statistical test."""
+        n = sum(t.statistical for t in self.tests)
+        return self.error_budget / max(n, 1)
+
+    def model(self, name: str) -> dict:
+        if name not in self.models:
+            raise ConfigError(f"no model {name!r} in {self.source}; known: {sorted(self.models)}")
+        return dict(self.models[name])
+
+
+def derive_seed(master: int, *parts: object) -> int:
+    """A 63-bit seed from the master seed and labels, identical on every machine."""
+    text = ":".join(str(p) for p in (master, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+def _require(data: dict, key: str, kind: type | tuple, where: str):
+    if key not in data:
+        raise ConfigError(f"{where}: missing key {key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}: {key} = {value!r} should be {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def load_assignment(path: Path | None = None, seed: int | None = None) -> Assignment:
+    path = Path(path or DEFAULT_CONFIG)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read assignment config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    defaults = data.get("defaults", {})
+    tests = []
+    for i, raw in enumerate(_require(data, "tests", list, str(path))):
+        where = f"{path}: tests[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        test_id = _require(raw, "id", str, where)
+        if not _ID.match(test_id):
+            raise ConfigError(f"{where}: id {test_id!r} is not of the form 6c-0-basic / 6c-2-hidden")
+        public = test_id.endswith("-basic")
+        visibility = raw.get("visibility", defaults.get("public_visibility" if public else "hidden_visibility",
+                                                        "visible" if public else "after_published"))
+        tests.append(TestSpec(
+            id=test_id, title=_require(raw, "title", str, where), points=float(_require(raw, "points", (int, float), where)),
+            module=_require(raw, "module", str, where), visibility=visibility,
+            extra_credit=bool(raw.get("extra_credit", False)),
+            timeout=float(raw.get("timeout", defaults.get("timeout", 120))),
+            statistical=bool(raw.get("statistical", False)),
+        ))
+    ids = [t.id for t in tests]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: duplicate test ids")
+    assignment = Assignment(
+        title=_require(data, "title", str, str(path)),
+        seed=int(seed if seed is not None else _require(data, "seed", int, str(path))),
+        error_budget=float(_require(data, "error_budget", float, str(path))),
+        drivers=_require(data, "drivers", str, str(path)),
+        models=_require(data, "models", dict, str(path)),
+        tests=tuple(tests), source=path,
+    )
+    if not 0 < assignment.alpha_per_test <= MAX_ALPHA_PER_TEST * (1 + 1e-9):
+        raise ConfigError(f"{path}: error_budget {assignment.error_budget} gives {assignment.alpha_per_test:.2e} "
+                          f"per statistical test; it must be at most {MAX_ALPHA_PER_TEST}")
+    return assignment

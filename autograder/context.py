@@ -1,0 +1,70 @@
+"""What a graded test needs: the assignment, the submission's files, workers and seeds."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from autograder.config import Assignment, derive_seed
+from autograder.errors import MissingFile
+from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
+
+
+def present_files(directory: Path) -> dict[str, Path]:
+    """The student files found directly in ``directory``."""
+    return {name: directory / name for name in STUDENT_FILES if (directory / name).is_file()}
+
+
+class GradingContext:
+    """Owns the workers of one grading run; ``close()`` kills every one of them."""
+
+    def __init__(self, assignment: Assignment, submission: dict[str, Path],
+                 reference: dict[str, Path] | None = None, limits: Limits = Limits()):
+        self.assignment = assignment
+        self.submission = submission
+        self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
+        self.limits = limits
+        self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
+        self._workers: dict[tuple[str, str], WorkerHandle] = {}
+        self.staff_log: list[str] = []
+        self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
+
+    def __enter__(self) -> "GradingContext":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            worker.stop()
+        self._workers.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def seed(self, test_id: str, *purpose: object) -> int:
+        return derive_seed(self.assignment.seed, test_id, *purpose)
+
+    def _worker(self, who: str, files: dict[str, Path], module: str) -> WorkerHandle:
+        key = (who, module)
+        if key not in self._workers:
+            filename = f"{module}.py"
+            if filename not in files:
+                raise MissingFile(f"{filename} was not uploaded, so the tests of its functions cannot run")
+            self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits)
+        return self._workers[key]
+
+    def call_student(self, module: str, driver: str, args: dict, timeout: float) -> dict:
+        return self._worker("student", self.submission, module).call(driver, args, timeout)
+
+    def call_reference(self, module: str, driver: str, args: dict, timeout: float) -> dict:
+        return self._worker("reference", self.reference, module).call(driver, args, timeout)
+
+    def student_output(self, module: str) -> str:
+        worker = self._workers.get(("student", module))
+        return worker.captured_output() if worker else ""
+
+    def log(self, line: str) -> None:
+        """A line for the staff-only grading log (run_autograder's stdout)."""
+        self.staff_log.append(line)

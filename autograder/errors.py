@@ -1,0 +1,39 @@
+"""The harness's exceptions.
+
+``AutograderError`` is a fault of the harness or its configuration: it becomes a visible
+"autograder error" test worth nothing and a staff-only traceback.  ``StudentError`` is a
+mistake in the submission: it becomes a failed test whose message tells the student what to fix.
+"""
+from __future__ import annotations
+
+
+class AutograderError(Exception):
+    """A fault of the harness, its configuration or the machine."""
+
+
+class ConfigError(AutograderError):
+    """The assignment configuration, a checkpoint or a data file is wrong or missing."""
+
+
+class ProtocolError(AutograderError):
+    """A message between harness and worker could not be framed or decoded."""
+
+
+class StudentError(Exception):
+    """A mistake in the submission; ``str(self)`` is the feedback the student sees."""
+
+
+class MissingFile(StudentError):
+    """A file the tested function lives in was not uploaded."""
+
+
+class StudentCrash(StudentError):
+    """Student code raised, exited, was killed, or its module failed to import."""
+
+
+class StudentTimeout(StudentError):
+    """Student code ran past the test's time limit."""
+
+
+class InvalidReturn(StudentError):
+    """Student code returned a value of the wrong type, shape or range."""

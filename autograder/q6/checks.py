@@ -1,0 +1,234 @@
+"""Checks of the GPT-2 question, run by the harness on plain data returned by the worker.
+
+Every check returns an ``Outcome``: a message for public tests that says what the code seems
+to do, a one-line hint for hidden tests (never their inputs or expected values), and a
+detail line for the staff log.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from autograder import stats
+from autograder.q6 import laws
+from autograder.q6.models import ModelCache, model_config
+from autograder.testing import GradedTestCase, Outcome
+
+VOCAB = 50257
+
+
+@dataclass(frozen=True)
+class SamplerScenario:
+    model: str                   # model name in the assignment config
+    runs: int                    # calls to sample()
+    prompt_len: int
+    length: int                  # tokens drawn per call
+    temperature: float | None = None
+    horizon: int = 1
+
+
+def _args(t: GradedTestCase, model_name: str) -> tuple[dict, dict]:
+    spec = t.ctx.assignment.model(model_name)
+    cfg = model_config(spec)
+    return spec, {"model": spec, "config": cfg.namespace().__dict__}
+
+
+def _prompts(t: GradedTestCase, n: int, length: int) -> list[np.ndarray]:
+    rng = np.random.Generator(np.random.PCG64(t.ctx.seed(t.spec.id, "prompts")))
+    return [rng.integers(0, VOCAB - 1, size=(1, length), dtype=np.int64) for _ in range(n)]
+
+
+def check_token_array(name: str, got, prompt: np.ndarray, length: int) -> Outcome:
+    """A (1, T0 + length) integer array that starts with the prompt and holds valid token ids."""
+    want = (1, prompt.shape[1] + length)
+    if not isinstance(got, np.ndarray) or got.dtype != np.int64:
+        return Outcome(False, f"{name}: expected a LongTensor of token ids", "wrong return type")
+    if got.shape != want:
+        return Outcome(False, f"{name}: returned shape {got.shape}, expected {want} "
+                       f"(the {prompt.shape[1]}-token prompt followed by {length} new tokens)",
+                       "wrong output shape", f"shape {got.shape} != {want}")
+    if not np.array_equal(got[:, : prompt.shape[1]], prompt):
+        return Outcome(False, f"{name}: the output must start with start_text unchanged", "output does not start with the prompt")
+    if got.min() < 0 or got.max() >= VOCAB:
+        return Outcome(False, f"{name}: token ids must lie in [0, {VOCAB})", "token id out of range")
+    return Outcome(True)
+
+
+def sample_shape(t: GradedTestCase, model_name: str, prompt_len: int, length: int) -> Outcome:
+    _, args = _args(t, model_name)
+    prompt = _prompts(t, 1, prompt_len)[0]
+    args.update(prompts=[prompt], seeds=[t.ctx.seed(t.spec.id, "run", 0)], length=length,
+                temperature=None, horizon=1)
+    got = t.student("sample", args)["tokens"]
+    if not isinstance(got, list) or len(got) != 1:
+        return Outcome(False, "sample(): the worker's answer is malformed", "malformed answer")
+    return check_token_array("sample()", got[0], prompt, length)
+
+
+def sampler_law(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> Outcome:
+    """Support check, then seeded draw-for-draw match, then a PIT/KS goodness-of-fit test."""
+    spec, args = _args(t, sc.model)
+    prompts = _prompts(t, sc.runs, sc.prompt_len)
+    seeds = [t.ctx.seed(t.spec.id, "run", i) for i in range(sc.runs)]
+    args.update(prompts=prompts, seeds=seeds, length=sc.length, temperature=sc.temperature, horizon=sc.horizon)
+    got = t.student("sample", args)["tokens"]
+    if not isinstance(got, list) or len(got) != sc.runs:
+        return Outcome(False, "sample(): the worker's answer is malformed", "malformed answer")
+    for tokens, prompt in zip(got, prompts):
+        shape = check_token_array("sample()", tokens, prompt, sc.length)
+        if not shape.passed:
+            return shape
+    top_k = model_config(spec).top_k
+    model64 = models.get(spec, torch.float64)
+    for tokens in got:
+        allowed = laws.allowed_mask(model64, tokens[0], sc.prompt_len, top_k)
+        drawn = tokens[0, sc.prompt_len:]
+        bad = np.flatnonzero(~allowed[np.arange(sc.length), drawn])
+        if bad.size:
+            return Outcome(False, f"sample(): a token outside the top-{top_k} was drawn (step {bad[0] + 1}); "
+                           "sample only from the filtered logits", f"a token outside the top-{top_k} was drawn",
+                           f"support violation at step {bad[0] + 1}")
+    ref = t.reference("sample", args)["tokens"]
+    if all(np.array_equal(a, b) for a, b in zip(got, ref)):
+        return Outcome(True, detail=f"matched the reference draw for draw ({sc.runs}x{sc.length} tokens)")
+    law_rows, drawn = [], []
+    for tokens in got:
+        law_rows.append(laws.step_laws(model64, tokens[0], sc.prompt_len, top_k, sc.temperature, sc.horizon))
+        drawn.append(tokens[0, sc.prompt_len:])
+    law_rows, drawn = np.concatenate(law_rows), np.concatenate(drawn)
+    rng = np.random.Generator(np.random.PCG64(t.ctx.seed(t.spec.id, "pit")))
+    verdict = stats.uniformity_test(stats.randomized_pit(law_rows, drawn, rng), t.ctx.assignment.alpha_per_test)
+    detail = f"KS p={verdict.pvalue:.3g} alpha={verdict.alpha:.1e} n={verdict.draws}"
+    if verdict.passed:
+        return Outcome(True, detail="differs from the reference draws but fits the law: " + detail)
+    return Outcome(False, "sample(): the drawn tokens do not follow the expected distribution. "
+                   + _diagnose(law_rows, drawn, sc.temperature), "the sampled tokens do not follow the expected law", detail)
+
+
+def _diagnose(law_rows: np.ndarray, drawn: np.ndarray, temperature: float | None) -> str:
+    greedy = float(np.mean(law_rows.argmax(axis=1) == drawn))
+    if greedy > 0.99:
+        return "Every draw was the most likely token: it looks like greedy decoding (argmax) instead of sampling."
+    logps, idx = [], []
+    for p, x in zip(law_rows, drawn):
+        support = np.flatnonzero(p > 0)
+        logps.append(np.log(p[support]))
+        idx.append(int(np.searchsorted(support, x)))
+    beta = stats.effective_inverse_temperature(logps, np.array(idx))
+    expected = 1.0 if temperature is None else temperature
+    if math.isfinite(beta) and beta > 0 and abs(math.log(beta)) > 0.05:
+        return f"Your draws look like temperature ~ {expected / beta:.2f} (expected {expected:g})."
+    return "Check that you sample with softmax over the given logits and pass the new token (1, 1) as the next input."
+
+
+def temperature_law(t: GradedTestCase, model_name: str, n_prompts: int, prompt_len: int,
+                    temperature: float, horizon: int, models: ModelCache, tv_tol: float = 5e-3) -> Outcome:
+    """temperature_scale judged on the law its output induces (row softmax)."""
+    spec, args = _args(t, model_name)
+    prompts = _prompts(t, n_prompts, prompt_len)
+    args.update(prompts=prompts, temperature=temperature, horizon=horizon, seed=t.ctx.seed(t.spec.id, "call"))
+    got = t.student("temperature_scale", args)["logits"]
+    if not isinstance(got, list) or len(got) != n_prompts:
+        return Outcome(False, "temperature_scale(): the worker's answer is malformed", "malformed answer")
+    model = models.get(spec)
+    top_k = model_config(spec).top_k
+    for out, prompt in zip(got, prompts):
+        if not isinstance(out, np.ndarray) or out.shape != (1, VOCAB):
+            shape = getattr(out, "shape", None)
+            return Outcome(False, f"temperature_scale(): returned shape {shape}, expected (1, {VOCAB})", "wrong output shape")
+        if np.isnan(out).any() or np.isposinf(out).any():
+            return Outcome(False, "temperature_scale(): the logits contain NaN or +inf", "NaN or +inf in the logits")
+        filtered, past = laws.last_logits(model, prompt, top_k)
+        mine = torch.softmax(torch.from_numpy(out).double(), dim=-1)
+        if horizon == 1:
+            targets = [torch.softmax(filtered.double() / temperature, dim=-1)]
+        else:
+            targets = [torch.softmax(laws.horizon2_logits(model, past, filtered[0], top_k, temperature, eps).double(), -1)
+                       for eps in (laws.SCAFFOLD_EPS, 0.0)]
+        tv = min(0.5 * float((mine - target).abs().sum()) for target in targets)
+        if tv > tv_tol:
+            return Outcome(False, f"temperature_scale(): the law softmax(your logits) is off by total variation {tv:.3f}. "
+                           + _temperature_hint(mine, targets[0], filtered, temperature, horizon),
+                           "the scaled logits induce the wrong distribution", f"TV={tv:.4g}")
+    return Outcome(True, detail=f"{n_prompts} prompts within TV {tv_tol}")
+
+
+def _temperature_hint(mine, target, filtered, temperature, horizon) -> str:
+    masked = (filtered[0] <= laws.NEG).numpy()
+    if float(mine[0, masked].sum()) > 1e-3:
+        return "Tokens removed by top-k must keep (numerically) zero probability."
+    if horizon == 2:
+        return "Build p(t) * p(. | t) with the second step top-k filtered, divide the log-joint by T, then logsumexp over the second token."
+    ratio = float((mine[0, ~masked].log().std() / target[0, ~masked].log().std()))
+    if ratio > 0:
+        return f"Your logits look like temperature ~ {temperature / ratio:.2f} (expected {temperature:g}): divide the logits by T."
+    return "Return the logits divided by the temperature."
+
+
+def _float_list(name: str, got, n: int) -> Outcome:
+    if not isinstance(got, list) or len(got) != n or not all(type(v) is float for v in got):
+        return Outcome(False, f"{name}: expected a Python float per call", "wrong return type")
+    if not all(math.isfinite(v) for v in got):
+        return Outcome(False, f"{name}: returned NaN or infinity", "returned NaN or infinity")
+    return Outcome(True)
+
+
+@torch.no_grad()
+def _likelihood_mistakes(model64, tokens: np.ndarray) -> dict[str, float]:
+    """Values that common wrong implementations return, to name the mistake in feedback."""
+    ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
+    logp = torch.log_softmax(model64(ids)[0][0].double(), dim=-1)             # (T, V)
+    shifted = logp[:-1].gather(1, ids[0, 1:].view(-1, 1)).sum().item()
+    n = ids.shape[1] - 1
+    return {
+        "the mean log-probability per token, not the sum": shifted / max(n, 1),
+        "the sign is flipped (a negative log-likelihood)": -shifted,
+        "each token scored against its own position's logits (no shift)": logp.gather(1, ids[0].view(-1, 1)).sum().item(),
+        "the mean negative log-likelihood per token": -shifted / max(n, 1),
+    }
+
+
+def log_likelihood_values(t: GradedTestCase, model_name: str, texts: list[np.ndarray], models: ModelCache) -> Outcome:
+    spec = t.ctx.assignment.model(model_name)
+    got = t.student("log_likelihood", {"model": spec, "texts": texts, "seed": t.ctx.seed(t.spec.id, "call")})["values"]
+    shape = _float_list("log_likelihood()", got, len(texts))
+    if not shape.passed:
+        return shape
+    model64 = models.get(spec, torch.float64)
+    for text, value in zip(texts, got):
+        ref = laws.log_likelihood64(model64, text[0])
+        if abs(value - ref) <= 1e-4 * abs(ref) + 1e-3:
+            continue
+        detail = f"T={text.shape[1]} got={value:.6g} ref={ref:.6g}"
+        for what, wrong in _likelihood_mistakes(model64, text[0]).items():
+            if abs(value - wrong) <= 1e-4 * abs(wrong) + 1e-3:
+                return Outcome(False, f"log_likelihood(): your value equals {what}.", "wrong log-likelihood", detail)
+        return Outcome(False, f"log_likelihood(): wrong value for a {text.shape[1]}-token text; it must be the sum of "
+                       "log p(x_t | x_<t) for t = 1..T-1 in nats (the first token is not scored).",
+                       "wrong log-likelihood", detail)
+    return Outcome(True, detail=f"{len(texts)} texts match")
+
+
+def classification_labels(t: GradedTestCase, model_name: str, texts: list[np.ndarray], labels: list[bool]) -> Outcome:
+    spec = t.ctx.assignment.model(model_name)
+    got = t.student("classification", {"model": spec, "texts": texts, "seed": t.ctx.seed(t.spec.id, "call")})["labels"]
+    if not isinstance(got, list) or len(got) != len(texts) or not all(type(v) is bool for v in got):
+        return Outcome(False, "classification(): expected True or False per snippet", "wrong return type")
+    wrong = [g != want for g, want in zip(got, labels)]
+    if not any(wrong):
+        return Outcome(True, detail=f"{len(texts)} snippets right")
+    n_rand = sum(1 for g, w in zip(got, labels) if w and g != w)
+    n_nat = sum(1 for g, w in zip(got, labels) if not w and g != w)
+    if all(wrong):
+        why = "Every label is inverted: random text has the LOWER log-likelihood, so it is random when below the threshold."
+    elif all(got):
+        why = "Every snippet was called random: your threshold is above every natural snippet's log-likelihood (too high)."
+    elif not any(got):
+        why = "Every snippet was called natural: your threshold is below every random snippet's log-likelihood (too low)."
+    else:
+        why = "Pick a threshold in the gap between the two histograms of question 6d."
+    return Outcome(False, f"classification(): {n_rand} random-letter and {n_nat} natural snippets of {len(texts)} "
+                   f"were misclassified. {why}", "some snippets are misclassified", f"{n_rand}+{n_nat} wrong")

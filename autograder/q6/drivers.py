@@ -1,0 +1,131 @@
+"""Drivers for the GPT-2 question: harness code that runs inside the worker and calls student functions.
+
+Each driver takes the imported student module, the worker's ``WorkerContext`` and plain-data
+arguments, seeds every random generator before each student call, and turns what the student
+returned into plain data (or raises ``InvalidReturn`` naming what is wrong).  The harness
+checks every value again; nothing here decides a score.
+"""
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from autograder.errors import InvalidReturn
+from autograder.q6.models import ModelCache
+
+
+class WorkerContext:
+    def __init__(self) -> None:
+        self.models = ModelCache()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """The course's ``top_k_logits`` semantics, row-wise: below the k-th largest becomes -1e10."""
+    if k == 0:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return torch.where(logits < kth, torch.full_like(logits, -1e10), logits)
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return f"a {type(value).__module__}.{type(value).__qualname__}"
+
+
+def as_array(value, what: str, integer: bool) -> np.ndarray:
+    """A plain tensor or ndarray of the right kind, as a contiguous numpy array."""
+    if type(value) is torch.Tensor:
+        arr = value.detach().cpu()
+        arr = arr.to(torch.float64).numpy() if arr.is_floating_point() else arr.numpy()
+    elif type(value) is np.ndarray:
+        arr = value
+    else:
+        raise InvalidReturn(f"{what} returned {_describe(value)}; it must return a torch.Tensor")
+    if integer and arr.dtype.kind not in "iu":
+        raise InvalidReturn(f"{what} returned values of dtype {arr.dtype}; token ids must be integers (torch.long)")
+    if not integer and arr.dtype.kind not in "fiu":
+        raise InvalidReturn(f"{what} returned values of dtype {arr.dtype}; logits must be floating point")
+    return np.ascontiguousarray(arr, dtype=np.int64 if integer else np.float64)
+
+
+def as_float(value, what: str) -> float:
+    """A real number: a float, an int, a numpy float or a one-element floating tensor."""
+    if type(value) in (float, int) or isinstance(value, np.floating) and type(value).__module__ == "numpy":
+        return float(value)
+    if type(value) is torch.Tensor and value.numel() == 1 and value.is_floating_point():
+        return float(value.detach().cpu().item())
+    raise InvalidReturn(f"{what} returned {_describe(value)}; it must return a Python float")
+
+
+def as_bool(value, what: str) -> bool:
+    if type(value) is bool or type(value) is np.bool_:
+        return bool(value)
+    if type(value) is torch.Tensor and value.numel() == 1 and value.dtype == torch.bool:
+        return bool(value.item())
+    raise InvalidReturn(f"{what} returned {_describe(value)}; it must return True or False")
+
+
+def _config(args: dict) -> SimpleNamespace:
+    return SimpleNamespace(**args["config"])
+
+
+def drive_sample(student, ctx: WorkerContext, args: dict) -> dict:
+    model = ctx.models.get(args["model"])
+    config = _config(args)
+    tokens = []
+    for prompt, seed in zip(args["prompts"], args["seeds"]):
+        seed_everything(seed)
+        out = student.sample(model, torch.from_numpy(prompt), config, args["length"],
+                             temperature=args["temperature"], temperature_horizon=args["horizon"])
+        tokens.append(as_array(out, "sample()", integer=True))
+    return {"tokens": tokens}
+
+
+def drive_temperature_scale(student, ctx: WorkerContext, args: dict) -> dict:
+    model = ctx.models.get(args["model"])
+    config = _config(args)
+    outputs = []
+    for prompt in args["prompts"]:
+        with torch.no_grad():
+            logits, new_past = model(torch.from_numpy(prompt))
+            filtered = top_k_filter(logits[:, -1, :], config.top_k)  # (1, V)
+            seed_everything(args["seed"])
+            out = student.temperature_scale(filtered, model, new_past, config, args["temperature"], args["horizon"])
+        outputs.append(as_array(out, "temperature_scale()", integer=False))
+    return {"logits": outputs}
+
+
+def _per_text(call, convert, ctx: WorkerContext, args: dict) -> list:
+    """Call a student function once per text, seeding before each call."""
+    model = ctx.models.get(args["model"])
+    out = []
+    for text in args["texts"]:
+        seed_everything(args["seed"])
+        out.append(convert(call(model, torch.from_numpy(text))))
+    return out
+
+
+def drive_log_likelihood(student, ctx: WorkerContext, args: dict) -> dict:
+    return {"values": _per_text(student.log_likelihood, lambda v: as_float(v, "log_likelihood()"), ctx, args)}
+
+
+def drive_classification(student, ctx: WorkerContext, args: dict) -> dict:
+    return {"labels": _per_text(student.classification, lambda v: as_bool(v, "classification()"), ctx, args)}
+
+
+DRIVERS = {
+    "sample": drive_sample,
+    "temperature_scale": drive_temperature_scale,
+    "log_likelihood": drive_log_likelihood,
+    "classification": drive_classification,
+}

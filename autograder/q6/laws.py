@@ -1,0 +1,83 @@
+"""Exact reference quantities in float64, computed by the harness from full forward passes.
+
+Every law is recomputed from the student's own prefix, so no assumption is made about how
+the student used the KV cache.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from autograder.q6.drivers import top_k_filter
+
+NEG = -1e10  # the course's mask value
+SCAFFOLD_EPS = 1e-10  # the horizon-2 scaffold's "+ 1e-10" inside the log
+
+
+def _scaled_law(filtered: torch.Tensor, temperature: float | None) -> torch.Tensor:
+    scaled = filtered if temperature is None else filtered / temperature
+    return torch.softmax(scaled, dim=-1)
+
+
+@torch.no_grad()
+def horizon2_logits(model, past, first: torch.Tensor, top_k: int, temperature: float,
+                    scaffold_eps: float = SCAFFOLD_EPS) -> torch.Tensor:
+    """Horizon-2 first-token logits: log sum_x2 (p(x1) p(x2|x1) + eps)^(1/T) on the top-k survivors.
+
+    ``first`` is one row of already filtered logits (V,); ``past`` the cache after the prefix.
+    With ``scaffold_eps`` = 1e-10 this is what the course's scaffold computes; with 0 it is the
+    exact marginal of the temperature-scaled joint.
+    """
+    survivors = torch.nonzero(first > NEG).flatten()                 # (k,)
+    p1 = torch.softmax(first, dim=-1)[survivors]                     # (k,)
+    k = survivors.numel()
+    batch_past = [layer.expand(-1, k, -1, -1, -1) for layer in past]  # (2, k, nh, P, hs)
+    logits2, _ = model(survivors.view(k, 1), past=batch_past)         # (k, 1, V)
+    p2 = torch.softmax(top_k_filter(logits2[:, -1, :], top_k), dim=-1)  # (k, V)
+    joint = p1.unsqueeze(1) * p2                                       # (k, V)
+    marg = torch.logsumexp(torch.log(joint + scaffold_eps) / temperature, dim=-1)  # (k,)
+    out = torch.full_like(first, NEG)
+    out[survivors] = marg
+    return out
+
+
+@torch.no_grad()
+def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: float | None,
+              horizon: int, scaffold_eps: float = SCAFFOLD_EPS) -> np.ndarray:
+    """Law of each token from position ``start`` on, given the tokens before it: (L, V) float64."""
+    ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
+    logits, _ = model64(ids)                                           # (1, T, V)
+    rows = []
+    for pos in range(start, ids.shape[1]):
+        first = top_k_filter(logits[0, pos - 1].double(), top_k)
+        if horizon == 1 or temperature is None:
+            rows.append(_scaled_law(first, temperature))
+        else:
+            _, past = model64(ids[:, :pos])
+            rows.append(torch.softmax(horizon2_logits(model64, past, first, top_k, temperature, scaffold_eps), -1))
+    return torch.stack(rows).numpy()
+
+
+@torch.no_grad()
+def allowed_mask(model64, tokens: np.ndarray, start: int, top_k: int, rel_tol: float = 1e-4) -> np.ndarray:
+    """(L, V) booleans: tokens a correct top-k sampler may draw, with a float32-rounding margin at the cut."""
+    ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
+    logits, _ = model64(ids)
+    rows = logits[0, start - 1 : ids.shape[1] - 1].double()           # (L, V)
+    kth = torch.topk(rows, top_k, dim=-1).values[:, -1:]
+    return (rows >= kth - rel_tol * (1.0 + kth.abs())).numpy()
+
+
+@torch.no_grad()
+def log_likelihood64(model64, tokens: np.ndarray) -> float:
+    ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
+    logits, _ = model64(ids)
+    logp = torch.log_softmax(logits[0, :-1].double(), dim=-1)          # (T-1, V)
+    return float(logp.gather(1, ids[0, 1:].view(-1, 1)).sum())
+
+
+@torch.no_grad()
+def last_logits(model, tokens: np.ndarray, top_k: int):
+    """The driver's input to temperature_scale, recomputed: filtered last logits and the cache."""
+    logits, past = model(torch.as_tensor(tokens, dtype=torch.long).view(1, -1))
+    return top_k_filter(logits[:, -1, :], top_k), past

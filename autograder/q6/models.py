@@ -1,0 +1,94 @@
+"""Grading models named by plain-data specs, built identically in the harness and the worker.
+
+A spec is a small dict that crosses the worker boundary as JSON:
+
+- ``{"kind": "synthetic", "seed": 1, "n_layer": 2, "n_embd": 64, "n_head": 4, "logit_scale": 3.0}``
+- ``{"kind": "checkpoint", "path": "...", "sha256": "..."}``: the course's GPT-2 small file
+- ``{"kind": "text"}``: the designed n-gram language model used for classification
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from autograder.errors import ConfigError
+from autograder.q6.model import GPT2, GPT2Config, load_state_dict_hf, to_hf_state_dict
+from autograder.q6.synthetic import synthetic_gpt2
+
+_SYNTHETIC_KEYS = {"kind", "seed", "n_layer", "n_embd", "n_head", "logit_scale"}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(model: GPT2, path: Path) -> str:
+    """Write ``model`` in the course checkpoint's key layout; return the file's sha256."""
+    torch.save(to_hf_state_dict(model), path)
+    return sha256_of(path)
+
+
+def load_checkpoint(path: Path, sha256: str | None = None, cfg: GPT2Config = GPT2Config()) -> GPT2:
+    """Load a Hugging Face GPT-2 state dict file, refusing it when its sha256 differs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist; fix the path in the assignment config")
+    if sha256 is not None:
+        got = sha256_of(path)
+        if got != sha256:
+            raise ConfigError(f"checkpoint {path} has sha256 {got}, the assignment config expects {sha256}")
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return load_state_dict_hf(GPT2(cfg), state).eval()
+
+
+def model_config(spec: dict) -> GPT2Config:
+    """The course-style config a student function receives alongside this model."""
+    if spec.get("kind") == "synthetic":
+        return GPT2Config(seed=int(spec["seed"]), n_layer=int(spec["n_layer"]),
+                          n_embd=int(spec["n_embd"]), n_head=int(spec["n_head"]))
+    return GPT2Config()
+
+
+def build_model(spec: dict) -> torch.nn.Module:
+    kind = spec.get("kind")
+    if kind == "synthetic":
+        unknown = set(spec) - _SYNTHETIC_KEYS
+        if unknown:
+            raise ConfigError(f"synthetic model spec has unknown keys {sorted(unknown)}")
+        return synthetic_gpt2(model_config(spec), int(spec["seed"]), float(spec.get("logit_scale", 3.0)))
+    if kind == "checkpoint":
+        return load_checkpoint(Path(spec["path"]), spec.get("sha256"))
+    if kind == "text":
+        from autograder.q6.textmodel import build_text_model
+
+        return build_text_model()
+    raise ConfigError(f"unknown model kind {kind!r} in spec {spec!r}")
+
+
+class ModelCache:
+    """Builds each spec once per process; float64 copies on demand for exact laws."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], torch.nn.Module] = {}
+
+    def get(self, spec: dict, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+        key = (json.dumps(spec, sort_keys=True), str(dtype))
+        if key not in self._models:
+            if dtype == torch.float32:
+                self._models[key] = build_model(spec)
+            else:
+                self._models[key] = _copy_as(self.get(spec), dtype)
+        return self._models[key]
+
+
+def _copy_as(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to(dtype).eval()

@@ -1,0 +1,130 @@
+"""One typed results object, one serializer to Gradescope's results.json, one failure path.
+
+Extra-credit tests are written with ``max_score`` 0 and the points they earned as ``score``, so
+Gradescope adds them on top of the assignment's total instead of raising it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_RESULTS_BYTES = 1024 * 1024
+MAX_TEST_OUTPUT = 16 * 1024
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def _clip(text: str, limit: int = MAX_TEST_OUTPUT) -> str:
+    return text if len(text) <= limit else text[: limit - 40] + "\n[... output truncated ...]"
+
+
+@dataclass
+class TestResult:
+    __test__ = False  # a result, not a test for pytest to collect
+    name: str
+    points: float                 # what a full pass is worth
+    score: float = 0.0
+    passed: bool = False
+    output: str = ""
+    visibility: str = "visible"
+    number: str | None = None
+    extra_credit: bool = False
+    tags: list[str] = field(default_factory=list)
+    extra_data: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.visibility not in VISIBILITIES:
+            raise ValueError(f"visibility {self.visibility!r} is not one of {VISIBILITIES}")
+        if not (isinstance(self.score, (int, float)) and math.isfinite(self.score)):
+            self.score = 0.0
+        self.score = float(min(max(self.score, 0.0), self.points))  # never more than the test is worth
+
+    def to_gradescope(self) -> dict:
+        out = {
+            "name": self.name,
+            "score": self.score,
+            "max_score": 0.0 if self.extra_credit else float(self.points),
+            "status": "passed" if self.passed else "failed",
+            "output": _clip(self.output),
+            "visibility": self.visibility,
+        }
+        if self.number:
+            out["number"] = self.number
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.extra_data:
+            out["extra_data"] = self.extra_data
+        return out
+
+
+@dataclass
+class GradingResults:
+    tests: list[TestResult] = field(default_factory=list)
+    output: str = ""
+    execution_time: float = 0.0
+    extra_data: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return sum(t.score for t in self.tests)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.points for t in self.tests if not t.extra_credit)
+
+    @property
+    def extra_credit_available(self) -> float:
+        return sum(t.points for t in self.tests if t.extra_credit)
+
+    @classmethod
+    def autograder_failure(cls, summary: str, staff_detail: str, tests: list[TestResult] | None = None) -> "GradingResults":
+        """Results for a harness fault: a visible error test worth nothing, the detail for staff only."""
+        kept = [t for t in (tests or [])]
+        kept.append(TestResult(
+            name="autograder error", points=0.0, passed=False, visibility="visible",
+            output=f"The autograder itself failed ({summary}). This is not your fault; "
+                   "course staff have been notified through the grading log.",
+        ))
+        kept.append(TestResult(name="autograder error (staff detail)", points=0.0, passed=False,
+                               visibility="hidden", output=staff_detail))
+        return cls(tests=kept, output="The autograder failed while grading; see the tests below.")
+
+    def to_gradescope(self) -> dict:
+        out = {
+            "score": round(self.score, 6),
+            "execution_time": round(float(self.execution_time), 3),
+            "output": _clip(self.output, 4 * MAX_TEST_OUTPUT),
+            "visibility": "visible",
+            "stdout_visibility": "hidden",
+            "tests": [t.to_gradescope() for t in self.tests],
+        }
+        if self.extra_data:
+            out["extra_data"] = self.extra_data
+        return out
+
+    def dumps(self) -> str:
+        text = json.dumps(self.to_gradescope(), allow_nan=False, indent=1)
+        if len(text.encode()) > MAX_RESULTS_BYTES:
+            for t in self.tests:
+                t.output = _clip(t.output, 1024)
+            text = json.dumps(self.to_gradescope(), allow_nan=False, indent=1)
+        return text
+
+    def write(self, path: Path) -> None:
+        """Write results.json once, atomically: a reader sees the old file or the whole new one."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = self.dumps()
+        fd, tmp = tempfile.mkstemp(prefix=".results-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

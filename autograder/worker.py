@@ -1,0 +1,100 @@
+"""The worker process: imports one student module and runs the harness's drivers on request.
+
+This module runs only inside the worker subprocess started by ``autograder.sandbox``.  It
+reads requests from one inherited pipe and answers on another, in ``autograder.protocol``'s
+plain-data format; student code's own stdout and stderr go to capture files.  It never
+decides a score: every value it sends back is checked again by the harness.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from autograder import protocol
+from autograder.errors import InvalidReturn
+
+REQUEST_LIMIT = 64 * 1024 * 1024
+
+
+def student_traceback(exc: BaseException, package_dir: Path) -> str:
+    """The traceback restricted to frames in the student's files, with paths relative to them."""
+    lines = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        try:
+            rel = Path(frame.filename).resolve().relative_to(package_dir)
+        except ValueError:
+            continue
+        lines.append(f'  File "{rel}", line {frame.lineno}, in {frame.name}\n')
+        if frame.line:
+            lines.append(f"    {frame.line}\n")
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if not lines:
+        return detail
+    return "Traceback (your code only):\n" + "".join(lines) + detail
+
+
+def _error(kind: str, message: str, tb: str = "") -> dict:
+    return {"ok": False, "kind": kind, "message": message, "traceback": tb}
+
+
+class Worker:
+    def __init__(self, scratch: Path, module: str, drivers_module: str):
+        self.package_dir = (scratch / "submission").resolve()
+        self.module_name = module
+        self.drivers = importlib.import_module(drivers_module)
+        self.context = self.drivers.WorkerContext()
+        self.student = None
+        self.import_error: dict | None = None
+        try:
+            self.student = importlib.import_module(f"submission.{module}")
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
+            self.import_error = _error(
+                "import", f"{module}.py failed to import: {type(exc).__name__}: {exc}",
+                student_traceback(exc, self.package_dir),
+            )
+
+    def handle(self, request: dict) -> dict:
+        if self.import_error is not None:
+            return self.import_error
+        name = request.get("driver")
+        driver = getattr(self.drivers, "DRIVERS", {}).get(name)
+        if driver is None:
+            return _error("harness", f"unknown driver {name!r}")
+        try:
+            return {"ok": True, "result": driver(self.student, self.context, request.get("args", {}))}
+        except InvalidReturn as exc:
+            return _error("invalid", str(exc))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt from student code too
+            tb = student_traceback(exc, self.package_dir)
+            ours = traceback.format_exc()
+            if "Traceback (your code only)" not in tb and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                return _error("harness", f"{type(exc).__name__}: {exc}", ours)
+            what = "called sys.exit()" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}: {exc}"
+            return _error("crash", f"{self.module_name}.py {what}", tb)
+
+
+def main(argv: list[str]) -> int:
+    scratch, module, drivers_module, req_fd, resp_fd = argv
+    scratch_path = Path(scratch)
+    sys.path[:0] = [str(scratch_path), str(scratch_path / "submission")]
+    requests = os.fdopen(int(req_fd), "rb", buffering=0)
+    responses = os.fdopen(int(resp_fd), "wb", buffering=0)
+    import torch
+
+    torch.set_num_threads(1)
+    worker = Worker(scratch_path, module, drivers_module)
+    while True:
+        try:
+            request = protocol.read(requests, REQUEST_LIMIT)
+        except EOFError:
+            return 0
+        response = worker.handle(request)
+        try:
+            payload = protocol.encode(response)
+        except (ValueError, protocol.ProtocolError) as exc:
+            payload = protocol.encode(_error("invalid", f"the returned value cannot be graded: {exc}"))
+        responses.write(payload)
+        responses.flush()

@@ -1,0 +1,23 @@
+"""Log-likelihood of a token sequence under GPT-2 (question 6d).
+
+Only the code between the ``### START CODE HERE ###`` and ``### END CODE HERE ###`` markers is
+written by students; everything else is provided.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import trange
+
+
+def log_likelihood(model, text):
+    """Return sum_{t=1}^{T-1} log p(x_t | x_<t) in nats as a Python float.
+
+    ``text`` is a (1, T) LongTensor; the first token has no prediction and is left out.
+    """
+    with torch.no_grad():
+        ### START CODE HERE ###
+        raise NotImplementedError(
+            "Question 6d: set total to the sum of log p(x_t | x_<t) over t = 1..T-1 "
+            "(log_softmax of the model's logits, then gather).")
+        ### END CODE HERE ###
+    return float(total)

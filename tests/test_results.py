@@ -1,0 +1,43 @@
+"""The results object and its serializer to Gradescope's results.json."""
+from __future__ import annotations
+
+import json
+
+from autograder.results import GradingResults, TestResult
+from conftest import strict_json
+
+
+def test_totals_and_extra_credit():
+    r = GradingResults(tests=[
+        TestResult("6c-0-basic: a", points=1, score=1, passed=True),
+        TestResult("6d-0-basic: b", points=2, score=0),
+        TestResult("6h-0-basic: c", points=2, score=2, passed=True, extra_credit=True),
+    ])
+    assert (r.score, r.max_score, r.extra_credit_available) == (3, 3, 2)
+    out = strict_json(r.dumps())
+    assert [t["max_score"] for t in out["tests"]] == [1.0, 2.0, 0.0]
+    assert out["tests"][2]["score"] == 2.0 and out["score"] == 3
+
+
+def test_a_score_is_never_more_than_the_test_is_worth_nor_nan():
+    assert TestResult("x", points=1, score=5).score == 1
+    assert TestResult("x", points=1, score=float("nan")).score == 0
+    assert TestResult("x", points=1, score=-3).score == 0
+
+
+def test_write_is_atomic_and_strict(tmp_path):
+    path = tmp_path / "out" / "results.json"
+    GradingResults(tests=[TestResult("t", points=1, output="x" * 100_000)]).write(path)
+    data = strict_json(path.read_text())
+    assert len(data["tests"][0]["output"]) < 20_000
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]
+    assert isinstance(data["execution_time"], float)
+
+
+def test_autograder_failure_gives_nothing_and_hides_the_traceback():
+    r = GradingResults.autograder_failure("KeyError: x", "Traceback ...secret path...")
+    out = json.loads(r.dumps())
+    assert out["score"] == 0
+    visible = [t for t in out["tests"] if t["visibility"] != "hidden"]
+    assert visible and all("secret" not in t["output"] for t in visible)
+    assert any("secret" in t["output"] for t in out["tests"] if t["visibility"] == "hidden")
