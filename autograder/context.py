@@ -1,10 +1,12 @@
 """What a graded test needs: the assignment, the submission's files, workers and seeds."""
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
 
+from autograder import protocol
 from autograder.config import Assignment, derive_seed
 from autograder.errors import MissingFile
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
@@ -17,15 +19,37 @@ def present_files(directory: Path) -> dict[str, Path]:
     return {name: directory / name for name in STUDENT_FILES if (directory / name).is_file()}
 
 
+class ReferenceCache:
+    """The reference solution's answers by request: they depend on nothing but the request."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, dict] = {}
+
+    @staticmethod
+    def key(files: dict[str, Path], module: str, driver: str, args: dict) -> str:
+        digest = hashlib.sha256(protocol.encode({"module": module, "driver": driver, "args": args}))
+        for name in sorted(files):
+            digest.update(name.encode() + b"\0" + files[name].read_bytes())
+        return digest.hexdigest()
+
+    def get(self, key: str) -> dict | None:
+        return self._answers.get(key)
+
+    def put(self, key: str, answer: dict) -> None:
+        self._answers[key] = answer
+
+
 class GradingContext:
     """Owns the workers of one grading run; ``close()`` kills every one of them."""
 
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
-                 reference: dict[str, Path] | None = None, limits: Limits = Limits()):
+                 reference: dict[str, Path] | None = None, limits: Limits = Limits(),
+                 reference_cache: ReferenceCache | None = None):
         self.assignment = assignment
         self.submission = submission
         self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
         self.limits = limits
+        self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache()
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
         self._workers: dict[tuple[str, str], WorkerHandle] = {}
         self.staff_log: list[str] = []
@@ -59,7 +83,12 @@ class GradingContext:
         return self._worker("student", self.submission, module).call(driver, args, timeout)
 
     def call_reference(self, module: str, driver: str, args: dict, timeout: float) -> dict:
-        return self._worker("reference", self.reference, module).call(driver, args, timeout)
+        key = ReferenceCache.key(self.reference, module, driver, args)
+        answer = self.reference_cache.get(key)
+        if answer is None:
+            answer = self._worker("reference", self.reference, module).call(driver, args, timeout)
+            self.reference_cache.put(key, answer)
+        return answer
 
     def student_output(self, module: str) -> str:
         worker = self._workers.get(("student", module))

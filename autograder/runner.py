@@ -19,7 +19,7 @@ from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, J
 
 from autograder import __version__
 from autograder.config import HARNESS_ROOT, Assignment, load_assignment
-from autograder.context import GradingContext, present_files
+from autograder.context import GradingContext, ReferenceCache, present_files
 from autograder.errors import AutograderError, StudentError
 from autograder.results import GradingResults, TestResult
 
@@ -59,8 +59,8 @@ def _iter_tests(suite):
             yield item
 
 
-def load_suite(tests_dir: Path, only: str | None = None) -> unittest.TestSuite:
-    """The graded tests, optionally only the one whose id is ``only``."""
+def load_suite(tests_dir: Path, only: frozenset[str] | None = None) -> unittest.TestSuite:
+    """The graded tests, optionally only those whose ids are in ``only``."""
     loader = unittest.TestLoader()
     suite = loader.discover(str(tests_dir), pattern="test_*.py", top_level_dir=str(tests_dir))
     errors = list(getattr(loader, "errors", []))
@@ -70,12 +70,12 @@ def load_suite(tests_dir: Path, only: str | None = None) -> unittest.TestSuite:
     for test in _iter_tests(suite):
         method = getattr(test, test._testMethodName)
         test_id = (method.__doc__ or "").split(":", 1)[0]
-        if only is None or test_id == only:
+        if only is None or test_id in only:
             selected.addTest(test)
     return selected
 
 
-def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: str | None = None) -> GradingResults:
+def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[str] | None = None) -> GradingResults:
     assignment = ctx.assignment
     suite = load_suite(tests_dir, only)
     for test in _iter_tests(suite):
@@ -94,7 +94,7 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: str | None
     by_id = {r.get("test_id"): r for r in raw["tests"]}
     results = GradingResults(extra_data={"grader_version": __version__, "seed": assignment.seed})
     for spec in assignment.tests:
-        if only is not None and spec.id != only:
+        if only is not None and spec.id not in only:
             continue
         r = by_id.get(spec.id)
         passed = r is not None and r.get("status") == "passed"
@@ -117,8 +117,12 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: str | None
 
 
 def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int | None = None,
-          only: str | None = None) -> tuple[GradingResults, list[str]]:
+          only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
+          ) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
+
+    ``only`` restricts grading to those test ids; ``reference_cache`` lets several grades in
+    one process share the reference solution's answers, which depend only on the request.
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
@@ -128,7 +132,7 @@ def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int 
     try:
         assignment = assignment or load_assignment(seed=seed)
         files = present_files(Path(submission_dir))
-        with GradingContext(assignment, files) as ctx:
+        with GradingContext(assignment, files, reference_cache=reference_cache) as ctx:
             try:
                 results = run_suite(ctx, only=only)
             finally:
