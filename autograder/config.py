@@ -26,6 +26,7 @@ class TestSpec:
     extra_credit: bool
     timeout: float          # seconds for the whole test
     statistical: bool       # draws a share of the per-submission false-failure budget
+    params: dict            # the assignment's own parameters for this test (models, draws, ...)
 
     @property
     def public(self) -> bool:
@@ -110,6 +111,7 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
             extra_credit=bool(raw.get("extra_credit", False)),
             timeout=float(raw.get("timeout", defaults.get("timeout", 120))),
             statistical=bool(raw.get("statistical", False)),
+            params=dict(raw.get("params") or {}),
         ))
     ids = [t.id for t in tests]
     if len(set(ids)) != len(ids):

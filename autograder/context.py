@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from autograder.errors import MissingFile
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
+REFERENCE_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "reference"
 
 
 def present_files(directory: Path) -> dict[str, Path]:
@@ -20,10 +22,16 @@ def present_files(directory: Path) -> dict[str, Path]:
 
 
 class ReferenceCache:
-    """The reference solution's answers by request: they depend on nothing but the request."""
+    """The reference solution's answers by request: they depend on nothing but the request.
 
-    def __init__(self) -> None:
+    Kept in memory and, when ``directory`` is given, on disk as plain-data protocol files, so
+    later grades (and a Gradescope image built with a warm cache) skip the reference's work.
+    A file that cannot be read back is ignored and recomputed.
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
         self._answers: dict[str, dict] = {}
+        self.directory = directory
 
     @staticmethod
     def key(files: dict[str, Path], module: str, driver: str, args: dict) -> str:
@@ -33,10 +41,25 @@ class ReferenceCache:
         return digest.hexdigest()
 
     def get(self, key: str) -> dict | None:
+        if key not in self._answers and self.directory is not None:
+            path = self.directory / f"{key}.agw"
+            try:
+                with open(path, "rb") as fh:
+                    self._answers[key] = protocol.read(fh, 1 << 30)
+            except (OSError, EOFError, protocol.ProtocolError):
+                return None
         return self._answers.get(key)
 
     def put(self, key: str, answer: dict) -> None:
         self._answers[key] = answer
+        if self.directory is not None:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                tmp = self.directory / f".{key}.{os.getpid()}.tmp"
+                tmp.write_bytes(protocol.encode(answer))
+                os.replace(tmp, self.directory / f"{key}.agw")
+            except OSError:
+                pass  # a read-only harness tree: the in-memory cache still serves this grade
 
 
 class GradingContext:
@@ -49,7 +72,7 @@ class GradingContext:
         self.submission = submission
         self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
         self.limits = limits
-        self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache()
+        self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache(REFERENCE_CACHE_DIR)
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
         self._workers: dict[tuple[str, str], WorkerHandle] = {}
         self.staff_log: list[str] = []

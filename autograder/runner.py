@@ -15,6 +15,7 @@ import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, JSONTestRunner
 
 from autograder import __version__
@@ -129,6 +130,7 @@ def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int 
     """
     started = time.monotonic()
     log: list[str] = []
+    torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
     try:
         assignment = assignment or load_assignment(seed=seed)
         files = present_files(Path(submission_dir))

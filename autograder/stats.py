@@ -16,16 +16,20 @@ from scipy import stats as sps
 
 
 def randomized_pit(laws: np.ndarray, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """PIT values of ``tokens[i]`` under ``laws[i]`` (rows sum to one), probability-descending order."""
+    """PIT values of ``tokens[i]`` under ``laws[i]`` (rows sum to one), probability-descending order.
+
+    Tokens are ordered by decreasing probability, ties by increasing id; a drawn token's value
+    is the mass ranked before it plus an independent uniform share of its own mass.
+    """
     laws = np.asarray(laws, dtype=np.float64)
-    u = np.empty(len(tokens))
-    jitter = rng.random(len(tokens))
-    ids = np.arange(laws.shape[1])
-    for i, (p, x) in enumerate(zip(laws, tokens)):
-        px = p[x]
-        before = p[p > px].sum() + px * np.count_nonzero((p == px) & (ids < x))
-        u[i] = min(before + jitter[i] * px, 1.0)
-    return u
+    tokens = np.asarray(tokens, dtype=np.int64)
+    rows = np.arange(len(tokens))
+    px = laws[rows, tokens][:, None]                                     # (n, 1)
+    ids = np.arange(laws.shape[1])[None, :]
+    before = np.where(laws > px, laws, 0.0).sum(axis=1)
+    ties = np.count_nonzero((laws == px) & (ids < tokens[:, None]), axis=1)
+    u = before + (ties + rng.random(len(tokens))) * px[:, 0]
+    return np.minimum(u, 1.0)
 
 
 def ks_uniform_pvalue(u: np.ndarray) -> float:

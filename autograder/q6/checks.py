@@ -15,6 +15,7 @@ import torch
 from autograder import stats
 from autograder.q6 import laws
 from autograder.q6.models import ModelCache, model_config
+from autograder.q6.power import sampler_power
 from autograder.testing import GradedTestCase, Outcome
 
 VOCAB = 50257
@@ -57,15 +58,30 @@ def check_token_array(name: str, got, prompt: np.ndarray, length: int) -> Outcom
     return Outcome(True)
 
 
-def sample_shape(t: GradedTestCase, model_name: str, prompt_len: int, length: int) -> Outcome:
-    _, args = _args(t, model_name)
-    prompt = _prompts(t, 1, prompt_len)[0]
-    args.update(prompts=[prompt], seeds=[t.ctx.seed(t.spec.id, "run", 0)], length=length,
-                temperature=None, horizon=1)
+def sample_shape(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> Outcome:
+    """The output's shape, prefix and token range, and the top-k support of every draw."""
+    spec, args = _args(t, sc.model)
+    prompts = _prompts(t, sc.runs, sc.prompt_len)
+    args.update(prompts=prompts, seeds=[t.ctx.seed(t.spec.id, "run", i) for i in range(sc.runs)],
+                length=sc.length, temperature=sc.temperature, horizon=sc.horizon)
     got = t.student("sample", args)["tokens"]
-    if not isinstance(got, list) or len(got) != 1:
+    if not isinstance(got, list) or len(got) != sc.runs:
         return Outcome(False, "sample(): the worker's answer is malformed", "malformed answer")
-    return check_token_array("sample()", got[0], prompt, length)
+    top_k = model_config(spec).top_k
+    for tokens, prompt in zip(got, prompts):
+        shape = check_token_array("sample()", tokens, prompt, sc.length)
+        if not shape.passed:
+            return shape
+        support = laws.in_support(models.get(spec, torch.float64), tokens[0], sc.prompt_len, top_k)
+        if not support.all():
+            return _outside_top_k(top_k, int(np.flatnonzero(~support)[0]))
+    return Outcome(True, detail=f"{sc.runs} outputs of the right shape, every draw in the top {top_k}")
+
+
+def _outside_top_k(top_k: int, step: int) -> Outcome:
+    return Outcome(False, f"sample(): a token outside the top-{top_k} was drawn (step {step + 1}); "
+                   "sample only from the filtered logits, with the KV cache and the whole prefix",
+                   f"a token outside the top-{top_k} was drawn", f"support violation at step {step + 1}")
 
 
 def sampler_law(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> Outcome:
@@ -84,49 +100,59 @@ def sampler_law(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> O
     top_k = model_config(spec).top_k
     model64 = models.get(spec, torch.float64)
     for tokens in got:
-        allowed = laws.allowed_mask(model64, tokens[0], sc.prompt_len, top_k)
-        drawn = tokens[0, sc.prompt_len:]
-        bad = np.flatnonzero(~allowed[np.arange(sc.length), drawn])
-        if bad.size:
-            return Outcome(False, f"sample(): a token outside the top-{top_k} was drawn (step {bad[0] + 1}); "
-                           "sample only from the filtered logits", f"a token outside the top-{top_k} was drawn",
-                           f"support violation at step {bad[0] + 1}")
+        support = laws.in_support(model64, tokens[0], sc.prompt_len, top_k)
+        if not support.all():
+            return _outside_top_k(top_k, int(np.flatnonzero(~support)[0]))
     ref = t.reference("sample", args)["tokens"]
     if all(np.array_equal(a, b) for a, b in zip(got, ref)):
         return Outcome(True, detail=f"matched the reference draw for draw ({sc.runs}x{sc.length} tokens)")
-    law_rows, drawn = [], []
-    for tokens in got:
-        law_rows.append(laws.step_laws(model64, tokens[0], sc.prompt_len, top_k, sc.temperature, sc.horizon))
-        drawn.append(tokens[0, sc.prompt_len:])
-    law_rows, drawn = np.concatenate(law_rows), np.concatenate(drawn)
     rng = np.random.Generator(np.random.PCG64(t.ctx.seed(t.spec.id, "pit")))
-    verdict = stats.uniformity_test(stats.randomized_pit(law_rows, drawn, rng), t.ctx.assignment.alpha_per_test)
-    detail = f"KS p={verdict.pvalue:.3g} alpha={verdict.alpha:.1e} n={verdict.draws}"
+    pit, evidence = [], _Evidence()
+    for tokens in got:  # one run at a time: a run's laws are (length, V) float64
+        rows = laws.step_laws(model64, tokens[0], sc.prompt_len, top_k, sc.temperature, sc.horizon)
+        drawn = tokens[0, sc.prompt_len:]
+        pit.append(stats.randomized_pit(rows, drawn, rng))
+        evidence.add(rows, drawn)
+    alpha = t.ctx.assignment.alpha_per_test
+    verdict = stats.uniformity_test(np.concatenate(pit), alpha)
+    report = sampler_power(spec, sc.temperature, verdict.draws, alpha)
+    detail = f"KS p={verdict.pvalue:.3g} alpha={verdict.alpha:.1e} n={verdict.draws}" + (f"; {report.line()}" if report else "")
     if verdict.passed:
         return Outcome(True, detail="differs from the reference draws but fits the law: " + detail)
     return Outcome(False, "sample(): the drawn tokens do not follow the expected distribution. "
-                   + _diagnose(law_rows, drawn, sc.temperature), "the sampled tokens do not follow the expected law", detail)
+                   + evidence.diagnose(sc.temperature), "the sampled tokens do not follow the expected law", detail)
 
 
-def _diagnose(law_rows: np.ndarray, drawn: np.ndarray, temperature: float | None) -> str:
-    greedy = float(np.mean(law_rows.argmax(axis=1) == drawn))
-    if greedy > 0.99:
-        return "Every draw was the most likely token: it looks like greedy decoding (argmax) instead of sampling."
-    logps, idx = [], []
-    for p, x in zip(law_rows, drawn):
-        support = np.flatnonzero(p > 0)
-        logps.append(np.log(p[support]))
-        idx.append(int(np.searchsorted(support, x)))
-    beta = stats.effective_inverse_temperature(logps, np.array(idx))
-    expected = 1.0 if temperature is None else temperature
-    if math.isfinite(beta) and beta > 0 and abs(math.log(beta)) > 0.05:
-        return f"Your draws look like temperature ~ {expected / beta:.2f} (expected {expected:g})."
-    return "Check that you sample with softmax over the given logits and pass the new token (1, 1) as the next input."
+class _Evidence:
+    """What the draws say about the mistake: how often they were the argmax, and their temperature."""
+
+    def __init__(self) -> None:
+        self.greedy: list[bool] = []
+        self.logps: list[np.ndarray] = []
+        self.index: list[int] = []
+
+    def add(self, rows: np.ndarray, drawn: np.ndarray) -> None:
+        for p, x in zip(rows, drawn):
+            support = np.flatnonzero(p > 0)
+            self.greedy.append(bool(p.argmax() == x))
+            self.logps.append(np.log(p[support]))
+            self.index.append(int(np.searchsorted(support, x)))
+
+    def diagnose(self, temperature: float | None) -> str:
+        if np.mean(self.greedy) > 0.99:
+            return "Every draw was the most likely token: it looks like greedy decoding (argmax) instead of sampling."
+        beta = stats.effective_inverse_temperature(self.logps, np.array(self.index))
+        expected = 1.0 if temperature is None else temperature
+        if math.isfinite(beta) and beta > 0 and abs(math.log(beta)) > 0.05:
+            return f"Your draws look like temperature ~ {expected / beta:.2f} (expected {expected:g})."
+        return ("Check that you sample with softmax over the given logits, feed the new (1, 1) token as the "
+                "next input and keep the KV cache.")
 
 
-def temperature_law(t: GradedTestCase, model_name: str, n_prompts: int, prompt_len: int,
+def temperature_law(t: GradedTestCase, model: str, prompts: int, prompt_len: int,
                     temperature: float, horizon: int, models: ModelCache, tv_tol: float = 5e-3) -> Outcome:
     """temperature_scale judged on the law its output induces (row softmax)."""
+    model_name, n_prompts = model, prompts
     spec, args = _args(t, model_name)
     prompts = _prompts(t, n_prompts, prompt_len)
     args.update(prompts=prompts, temperature=temperature, horizon=horizon, seed=t.ctx.seed(t.spec.id, "call"))

@@ -42,30 +42,32 @@ def horizon2_logits(model, past, first: torch.Tensor, top_k: int, temperature: f
 
 
 @torch.no_grad()
+def in_support(model64, tokens: np.ndarray, start: int, top_k: int, rel_tol: float = 1e-4) -> np.ndarray:
+    """(L,) booleans: may a correct top-k sampler draw each token from position ``start`` on?
+
+    The cut gets a float32-rounding margin: a token whose float64 logit is within ``rel_tol``
+    of the k-th largest counts as a survivor.
+    """
+    ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
+    rows = model64(ids)[0][0, start - 1 : -1].double()                # (L, V)
+    kth = torch.topk(rows, top_k, dim=-1).values[:, -1]
+    return (rows.gather(1, ids[0, start:].view(-1, 1))[:, 0] >= kth - rel_tol * (1.0 + kth.abs())).numpy()
+
+
+@torch.no_grad()
 def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: float | None,
               horizon: int, scaffold_eps: float = SCAFFOLD_EPS) -> np.ndarray:
     """Law of each token from position ``start`` on, given the tokens before it: (L, V) float64."""
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
     logits, _ = model64(ids)                                           # (1, T, V)
+    first = top_k_filter(logits[0, start - 1 : -1].double(), top_k)   # (L, V)
+    if horizon == 1 or temperature is None:
+        return _scaled_law(first, temperature).numpy()
     rows = []
-    for pos in range(start, ids.shape[1]):
-        first = top_k_filter(logits[0, pos - 1].double(), top_k)
-        if horizon == 1 or temperature is None:
-            rows.append(_scaled_law(first, temperature))
-        else:
-            _, past = model64(ids[:, :pos])
-            rows.append(torch.softmax(horizon2_logits(model64, past, first, top_k, temperature, scaffold_eps), -1))
+    for i, pos in enumerate(range(start, ids.shape[1])):
+        _, past = model64(ids[:, :pos])
+        rows.append(torch.softmax(horizon2_logits(model64, past, first[i], top_k, temperature, scaffold_eps), -1))
     return torch.stack(rows).numpy()
-
-
-@torch.no_grad()
-def allowed_mask(model64, tokens: np.ndarray, start: int, top_k: int, rel_tol: float = 1e-4) -> np.ndarray:
-    """(L, V) booleans: tokens a correct top-k sampler may draw, with a float32-rounding margin at the cut."""
-    ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
-    logits, _ = model64(ids)
-    rows = logits[0, start - 1 : ids.shape[1] - 1].double()           # (L, V)
-    kth = torch.topk(rows, top_k, dim=-1).values[:, -1:]
-    return (rows >= kth - rel_tol * (1.0 + kth.abs())).numpy()
 
 
 @torch.no_grad()

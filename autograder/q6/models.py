@@ -4,6 +4,9 @@ A spec is a small dict that crosses the worker boundary as JSON:
 
 - ``{"kind": "synthetic", "seed": 1, "n_layer": 2, "n_embd": 64, "n_head": 4, "logit_scale": 3.0}``
 - ``{"kind": "checkpoint", "path": "...", "sha256": "..."}``: the course's GPT-2 small file
+- ``{"kind": "profile", "salt": 1, "top_k": 40, "head": 0.5, "spread": 1.0, "beyond": 0.3,
+  "design_temperature": 1.0}``: a designed model whose laws make sampling mistakes visible
+  (``autograder.q6.designed``)
 - ``{"kind": "text"}``: the designed n-gram language model used for classification
 """
 from __future__ import annotations
@@ -53,6 +56,8 @@ def model_config(spec: dict) -> GPT2Config:
     if spec.get("kind") == "synthetic":
         return GPT2Config(seed=int(spec["seed"]), n_layer=int(spec["n_layer"]),
                           n_embd=int(spec["n_embd"]), n_head=int(spec["n_head"]))
+    if spec.get("kind") == "profile":
+        return GPT2Config(top_k=int(spec["top_k"]))
     return GPT2Config()
 
 
@@ -65,6 +70,11 @@ def build_model(spec: dict) -> torch.nn.Module:
         return synthetic_gpt2(model_config(spec), int(spec["seed"]), float(spec.get("logit_scale", 3.0)))
     if kind == "checkpoint":
         return load_checkpoint(Path(spec["path"]), spec.get("sha256"))
+    if kind == "profile":
+        from autograder.q6.designed import ProfileLM, profile_probs
+
+        probs = profile_probs(int(spec["top_k"]), float(spec["head"]), float(spec["spread"]), float(spec["beyond"]))
+        return ProfileLM(int(spec["salt"]), probs, float(spec.get("design_temperature", 1.0)))
     if kind == "text":
         from autograder.q6.textmodel import build_text_model
 
@@ -91,4 +101,6 @@ class ModelCache:
 def _copy_as(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     import copy
 
+    if dtype == torch.float64 and hasattr(model, "exact_copy"):
+        return model.exact_copy().eval()
     return copy.deepcopy(model).to(dtype).eval()

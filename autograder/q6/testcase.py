@@ -1,8 +1,16 @@
-"""The base class of the GPT-2 question's graded tests: shared models, tokenizer and inputs."""
+"""The base class of the GPT-2 question's graded tests: shared models, tokenizer and inputs.
+
+A test's ``params`` in assignment.yml say what to run: ``direct`` (temperature_scale judged on
+its law), ``sampler`` (sample() judged on its draws), ``lengths`` (log_likelihood on random
+token texts) or ``snippets`` (log_likelihood or classification on labelled 100-character
+snippets: [number random, number natural]), each under the named ``model``.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from autograder.errors import ConfigError
+from autograder.q6 import checks
 from autograder.q6.models import ModelCache
 from autograder.q6.tokenizer import GPT2Tokenizer
 from autograder.testing import GradedTestCase
@@ -29,3 +37,28 @@ class Q6TestCase(GradedTestCase):
         pairs = labelled_snippets(self.ctx.seed(self.spec.id, "snippets") % 2**32, n_random, n_natural)
         texts = [self.tokenizer.encode(text).numpy() for text, _ in pairs]
         return texts, [label for _, label in pairs]
+
+    def check_sample_shape(self) -> None:
+        sc = checks.SamplerScenario(**self.spec.params["sampler"])
+        self.report(checks.sample_shape(self, sc, self.models))
+
+    def check_params(self) -> None:
+        """Run every check this test's params ask for; the first failure fails the test."""
+        p = self.spec.params
+        if not p:
+            raise ConfigError(f"test {self.spec.id} has no params in the assignment config")
+        if "direct" in p:
+            self.report(checks.temperature_law(self, models=self.models, **p["direct"]))
+        if "sampler" in p:
+            self.report(checks.sampler_law(self, checks.SamplerScenario(**p["sampler"]), self.models))
+        texts = labels = None
+        if "lengths" in p:
+            texts = self.random_texts(list(p["lengths"]))
+        if "snippets" in p:
+            texts, labels = self.snippets(*p["snippets"])
+        if texts is not None and self.spec.module == "likelihood":
+            self.report(checks.log_likelihood_values(self, p["model"], texts, self.models))
+        if texts is not None and self.spec.module == "classifier":
+            self.report(checks.classification_labels(self, p["model"], texts, labels))
+            if "course" in self.ctx.assignment.models:
+                self.report(checks.classification_labels(self, "course", texts, labels))
