@@ -66,6 +66,7 @@ class GradingResults:
     output: str = ""
     execution_time: float = 0.0
     extra_data: dict = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)   # per-test wall time, for staff and benchmarks
 
     @property
     def score(self) -> float:

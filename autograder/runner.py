@@ -32,14 +32,20 @@ class Faults:
     """Harness faults met while running tests, keyed by test id."""
 
     by_test: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)   # wall time of each test
 
 
 class ClassifyingResult(JSONTestResult):
     faults: Faults
 
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
     def buildResult(self, test, err=None):
         result = super().buildResult(test, err)
         result["test_id"] = getattr(getattr(test, "spec", None), "id", None)
+        self.faults.seconds[str(result["test_id"])] = time.monotonic() - self._started
         return result
 
     def addError(self, test, err):
@@ -109,6 +115,8 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
             extra_data={"grader_version": __version__, "seed": assignment.seed,
                         "rerun": f"./run_autograder --submission DIR --seed {assignment.seed}"},
         ))
+    results.seconds = dict(faults.seconds)
+    ctx.log("test times: " + ", ".join(f"{k} {v:.1f}s" for k, v in faults.seconds.items()))
     if faults.by_test:
         detail = "\n\n".join(f"[{k}]\n{v}" for k, v in faults.by_test.items())
         results.tests.append(TestResult(name="autograder error (staff detail)", points=0.0,
