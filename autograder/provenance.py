@@ -11,7 +11,10 @@ from autograder import __version__
 from autograder.config import DEFAULT_CONFIG, HARNESS_ROOT
 
 # What decides a score: the harness, the graded tests and their config, the reference solution.
+# Binary data is left out: checkpoints are pinned by sha256 in the config, and the student
+# bundle's recorded reference answers derive from the reference solution.
 DIGESTED = ("autograder", "tests_hidden", "tests_public", "reference_solution")
+NOT_DIGESTED = (".pyc", ".bin")
 
 
 def _digested_files(root: Path) -> list[Path]:
@@ -20,7 +23,7 @@ def _digested_files(root: Path) -> list[Path]:
         folder = root / top
         if folder.is_dir():
             files += [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                      and p.suffix != ".pyc"]
+                      and p.suffix not in NOT_DIGESTED]
     return sorted(files)
 
 

@@ -122,12 +122,13 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     return results
 
 
-def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int | None = None,
+def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
           ) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
-    ``only`` restricts grading to those test ids; ``reference_cache`` lets several grades in
+    ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
+    grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request.
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
@@ -136,7 +137,8 @@ def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int 
     started = time.monotonic()
     log: list[str] = []
     try:
-        assignment = assignment or load_assignment(seed=seed)
+        if not isinstance(assignment, Assignment):
+            assignment = load_assignment(assignment, seed=seed)
         with discover(Path(submission_dir)) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
@@ -145,6 +147,7 @@ def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int 
                     results = run_suite(ctx, only=only, upload=Path(submission_dir).resolve())
                 finally:
                     log.extend(ctx.staff_log)
+                    log.extend(_printed(ctx))
             results.extra_data["files"] = {name: {"found_as": found.origins[name],
                                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
                                            for name, path in found.files.items()}
@@ -155,6 +158,16 @@ def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int 
         results = GradingResults.autograder_failure(f"{type(exc).__name__}: {exc}", detail)
     results.execution_time = time.monotonic() - started
     return results, log
+
+
+def _printed(ctx: GradingContext) -> list[str]:
+    """What the student's code printed, module by module, for the staff log."""
+    out = []
+    for name in sorted(ctx.submission):
+        text = ctx.student_output(name.removesuffix(".py"))
+        if text.strip():
+            out.append(f"--- {name} printed ---\n{text.rstrip()}")
+    return out
 
 
 def _upload_log(found: Discovery) -> list[str]:
