@@ -11,7 +11,7 @@ from pathlib import Path
 from autograder import protocol
 from autograder.config import DEFAULT_CONFIG, Assignment, load_assignment
 from autograder.context import REFERENCE_DIR, ReferenceCache
-from autograder.errors import ConfigError
+from autograder.errors import ConfigError, ProtocolError
 from autograder.results import GradingResults
 
 ANSWERS_NAME = "reference_answers.bin"
@@ -60,7 +60,7 @@ class AnswerBook(ReferenceCache):
         try:
             with open(path, "rb") as fh:
                 data = protocol.read(fh, path.stat().st_size + 1)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, ProtocolError) as exc:
             raise ConfigError(f"cannot read reference answers {path}: {exc}; rebuild the student bundle") from None
         if not isinstance(data, dict) or data.get("format") != BOOK_FORMAT or not isinstance(data.get("answers"), dict):
             raise ConfigError(f"{path} is not an answer book of format {BOOK_FORMAT}; rebuild the student bundle")

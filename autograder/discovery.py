@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -143,7 +144,11 @@ def discover(upload: Path) -> Iterator[Discovery]:
                 result.problems[name] = (f"{name} ({mine[0].label}) is {mine[0].size / 1e6:.1f} MB, over the "
                                          f"{MAX_FILE_BYTES // 2**20} MB limit for a source file")
             else:
-                result.files[name] = _materialize(mine[0], scratch, name)
+                try:
+                    result.files[name] = _materialize(mine[0], scratch, name)
+                except (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, OSError) as exc:
+                    result.problems[name] = f"{name} could not be read from {mine[0].label} ({exc}); upload it unzipped"
+                    continue
                 result.origins[name] = mine[0].label
         yield result
     finally:

@@ -127,3 +127,15 @@ def test_grading_uses_discovery_and_reports_each_problem(tmp_path):
     assert "more than once" in results.output
     assert results.extra_data["files"]["likelihood.py"]["found_as"] == "ps1.zip: submission/likelihood.py"
     assert any("found likelihood.py as ps1.zip" in line for line in log)
+
+
+def test_an_unreadable_zip_member_fails_only_its_file(tmp_path):
+    upload = put(tmp_path / "upload", names=("sample.py", "likelihood.py"))
+    with zipfile.ZipFile(upload / "rest.zip", "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("classifier.py", "x = 1\n" * 100)
+    data = bytearray((upload / "rest.zip").read_bytes())
+    data[100:120] = b"#" * 20  # damage the file's bytes, not the zip's directory: a CRC error
+    (upload / "rest.zip").write_bytes(bytes(data))
+    with discover(upload) as found:
+        assert sorted(found.files) == ["likelihood.py", "sample.py"]
+        assert "could not be read from rest.zip: classifier.py" in found.problems["classifier.py"]
