@@ -38,7 +38,7 @@ def test_every_test_carries_what_reproduces_it(mixed):
     assert {i: t.score for i, t in full.items()} == {"6c-0-basic": 1, "6d-0-basic": 0, "6d-1-hidden": 0, "6e-0-basic": 0}
 
 
-@pytest.mark.parametrize("test_id", ["6c-0-basic", "6e-0-basic"])
+@pytest.mark.parametrize("test_id", ["6d-0-basic", "6e-0-basic"])
 def test_rerun_gives_the_score_and_feedback_of_the_full_run(mixed, test_id):
     folder, full = mixed
     again = rerun(folder, test_id)
