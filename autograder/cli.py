@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -9,18 +11,21 @@ from autograder import __version__
 from autograder.errors import AutograderError
 from autograder.results import GradingResults
 
-GRADESCOPE_SUBMISSION = Path("/autograder/submission")
-GRADESCOPE_RESULTS = Path("/autograder/results/results.json")
+
+def gradescope_root() -> Path:
+    """``/autograder`` on Gradescope.  ``AUTOGRADER_ROOT`` moves it, for tests only."""
+    return Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
 
 
-def _summary(results: GradingResults) -> str:
+
+def _summary(results: GradingResults, max_lines: int = 6) -> str:
     lines = []
     for t in results.tests:
         worth = f"{t.points:g} extra" if t.extra_credit else f"{t.points:g}"
         mark = "PASS" if t.passed else "FAIL"
         lines.append(f"  {mark}  {t.score:>4g} / {worth:<8} {t.name}")
         if not t.passed and t.output and t.visibility != "hidden":
-            lines += [f"          {line}" for line in t.output.splitlines()[:6]]
+            lines += [f"          {line}" for line in t.output.splitlines()[:max_lines]]
     extra = f" (+{sum(t.score for t in results.tests if t.extra_credit):g} extra credit)" \
         if results.extra_credit_available else ""
     base = sum(t.score for t in results.tests if not t.extra_credit)
@@ -28,15 +33,38 @@ def _summary(results: GradingResults) -> str:
     return "\n".join(lines)
 
 
+def _staff_module(name: str):
+    """A staff-only module; the student bundle leaves them out."""
+    try:
+        return importlib.import_module(f"autograder.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"autograder.{name}":
+            raise
+        raise AutograderError(f"this command is for course staff; autograder/{name}.py is not part of this bundle") from None
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     from autograder.runner import grade
 
     on_gradescope = args.submission is None
-    submission = Path(args.submission) if args.submission else GRADESCOPE_SUBMISSION
-    results_path = Path(args.results) if args.results else (GRADESCOPE_RESULTS if on_gradescope else Path("results.json"))
+    root = gradescope_root()
+    submission = Path(args.submission) if args.submission else root / "submission"
+    results_path = Path(args.results) if args.results else (
+        root / "results" / "results.json" if on_gradescope else Path("results.json"))
     print(f"autograder {__version__}: grading {submission}", flush=True)
-    results, log = grade(submission, seed=args.seed)
+    metadata = Path(args.metadata) if args.metadata else (root / "submission_metadata.json" if on_gradescope else None)
+    if metadata is not None and _over_daily_cap(metadata, args, results_path):
+        return 0
+    book = None
+    if args.save_answers:
+        from autograder.checker import AnswerBook
+
+        book = AnswerBook(strict=False)
+    results, log = grade(submission, Path(args.assignment) if args.assignment else None, seed=args.seed,
+                         reference_cache=book)
     results.write(results_path)
+    if book is not None:
+        book.save(Path(args.save_answers))
     for line in log:
         print(line)
     print(_summary(results))
@@ -44,16 +72,174 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _over_daily_cap(metadata: Path, args: argparse.Namespace, results_path: Path) -> bool:
+    """Print who submitted; if the daily cap is reached, write the kept results and say so."""
+    from autograder.config import DEFAULT_CONFIG
+    from autograder.metadata import daily_cap, load_metadata, over_cap
+
+    try:
+        meta = load_metadata(metadata)
+        if meta is None:
+            return False
+        for line in meta.staff_lines():
+            print(line)
+        kept = over_cap(meta, daily_cap(Path(args.assignment) if args.assignment else DEFAULT_CONFIG))
+    except AutograderError as exc:  # metadata is optional: never let it stop grading
+        print(f"submission metadata ignored: {exc}")
+        return False
+    if kept is None:
+        return False
+    kept.write(results_path)
+    print(f"over the daily submission cap: not graded; the previous results were kept in {results_path}")
+    return True
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from autograder.rerun import rerun
+
+    run = rerun(Path(args.submission), args.test, args.seed, Path(args.assignment) if args.assignment else None)
+    t = run.test
+    print(f"rerun of {args.test} on {Path(args.submission).resolve()}")
+    if t is None:
+        print("the harness failed before the test ran:")
+        print(_summary(run.results, max_lines=10_000))
+    else:
+        extra = t.extra_data
+        print(f"  grader {extra.get('grader_version')} (digest {extra.get('grader_digest')}), seed {extra.get('seed')}")
+        print(f"  {t.name}")
+        print(f"  score: {t.score:g} / {t.points:g}{' extra credit' if t.extra_credit else ''}   "
+              f"{'PASSED' if t.passed else 'FAILED'}   (students see it: {t.visibility})")
+        print("  what the student sees:")
+        print("\n".join(f"      {line}" for line in (t.output or "(no message)").splitlines()))
+    print("  staff log (every detail, hidden tests included; not for students):")
+    print("\n".join(f"      {line}" for entry in run.log for line in entry.splitlines()))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from autograder.checker import AnswerBook, check
+    from autograder.config import HARNESS_ROOT
+
+    folder = Path(args.folder) if args.folder else (HARNESS_ROOT / "submission" if (HARNESS_ROOT / "submission").is_dir()
+                                                    else Path.cwd())
+    book = AnswerBook.load(Path(args.answers), strict=True) if args.answers else None
+    if args.save_answers:
+        book = book or AnswerBook(strict=False)
+        book.used.clear()
+    print(f"checking {folder.resolve()} with the public tests ...", flush=True)
+    results, _log = check(folder, answers=book)
+    if args.save_answers:
+        count = book.save(Path(args.save_answers), book.used)
+        print(f"saved {count} reference answers to {args.save_answers}")
+    if args.results:
+        results.write(Path(args.results))
+    print(_summary(results, max_lines=40))
+    faults = [t for t in results.tests if t.name.startswith("autograder error")]
+    for t in faults:
+        print(f"\n{t.name}:\n{t.output}")
+    all_passed = all(t.passed for t in results.tests) and not faults
+    print("All public tests passed." if all_passed else
+          "Some public tests failed; fix them before you upload. Hidden tests are graded on Gradescope.")
+    return 0 if all_passed else 1
+
+
+def cmd_regrade(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    export, regrade = _staff_module("export"), _staff_module("regrade")
+    shard = regrade.parse_shard(args.shard) if args.shard else None
+    with export.open_export(Path(args.export)) as submissions:
+        run = regrade.Regrade(submissions, Path(args.out), Path(args.assignment) if args.assignment else None,
+                              args.seed, shard=shard, force=args.force)
+        where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        print(f"{len(run.submissions)} submissions{where}: {len(run.todo)} to grade, "
+              f"{len(run.skipped)} already graded, {len(run.missing)} without a folder", flush=True)
+        problems = 0
+        with tqdm(total=len(run.todo), unit="submission", dynamic_ncols=True) as bar:
+            for outcome in run.run(args.jobs):
+                bar.update(1)
+                if outcome.status != "graded":
+                    problems += 1
+                    bar.write(f"submission_{outcome.id}: {outcome.status}{': ' + outcome.error if outcome.error else ''}")
+        csv_path, summary_path, summary = run.write_reports()
+    print(summary)
+    print(f"grades: {csv_path}\nsummary: {summary_path}\nper submission: {Path(args.out)}/submission_<id>/results.json")
+    if shard:
+        print("when every shard is done, run regrade again without --shard to write the combined grades.csv")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    build = _staff_module("build")
+    report = build.build(Path(args.out), Path(args.checkpoint) if args.checkpoint else None, on_step=print)
+    for note in report.notes:
+        print(f"  {note}")
+    for v in report.verdicts:
+        print(f"  {'ok' if v.ok else 'FAILED':<6} {v.bundle:<15} {v.what}: {v.summary}")
+    for name, (path, size, sha) in report.zips.items():
+        print(f"wrote {path} ({size / 1e6:.1f} MB, sha256 {sha})")
+    return 0
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from autograder.checkpoint import ensure_all
+    from autograder.config import load_assignment
+
+    done = ensure_all(load_assignment(Path(args.assignment) if args.assignment else None),
+                      Path(args.source) if args.source else None)
+    print("\n".join(done) if done else "no checkpoint model in the assignment config: nothing to fetch")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description="Grade GPT-2 homework submissions.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("grade", help="grade one submission and write results.json")
-    g.add_argument("--submission", help="folder holding sample.py, likelihood.py, classifier.py "
-                   f"(default on Gradescope: {GRADESCOPE_SUBMISSION})")
-    g.add_argument("--results", help=f"results file (default: results.json here; {GRADESCOPE_RESULTS} on Gradescope)")
+    config_help = "assignment config (default: tests_hidden/assignment.yml of this harness)"
+
+    g = sub.add_parser("grade", help="grade one submission and write results.json (what run_autograder calls)")
+    g.add_argument("--submission", help="folder holding the upload (default on Gradescope: /autograder/submission)")
+    g.add_argument("--results", help="results file (default: results.json here; "
+                   "/autograder/results/results.json on Gradescope)")
     g.add_argument("--seed", type=int, help="the grader's master seed (default: the assignment config's)")
+    g.add_argument("--assignment", help=config_help)
+    g.add_argument("--metadata", help="submission_metadata.json (default on Gradescope: /autograder/submission_metadata.json)")
+    g.add_argument("--save-answers", help=argparse.SUPPRESS)  # build: record the reference's answers
     g.set_defaults(func=cmd_grade)
+
+    r = sub.add_parser("rerun", help="regrade one test of one submission and print every detail (staff)")
+    r.add_argument("--submission", required=True, help="the submission's folder")
+    r.add_argument("--test", required=True, help="test id, e.g. 6c-2-hidden (see the test's extra_data)")
+    r.add_argument("--seed", type=int, help="the master seed shown in the test's extra_data")
+    r.add_argument("--assignment", help=config_help)
+    r.set_defaults(func=cmd_rerun)
+
+    e = sub.add_parser("regrade", help="grade a Gradescope export: results per submission, grades.csv, summary")
+    e.add_argument("export", help="the export folder or zip (submission_metadata.yml and submission_<id>/)")
+    e.add_argument("--out", required=True, help="output folder; rerunning into it resumes")
+    e.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel (default 1)")
+    e.add_argument("--force", action="store_true", help="regrade submissions that are already graded")
+    e.add_argument("--shard", help="I/N: grade only shard I (0-based) of N, e.g. $SLURM_ARRAY_TASK_ID/4")
+    e.add_argument("--seed", type=int, help="the grader's master seed (default: the assignment config's)")
+    e.add_argument("--assignment", help=config_help)
+    e.set_defaults(func=cmd_regrade)
+
+    c = sub.add_parser("check", help="run the public tests on your files, as Gradescope does")
+    c.add_argument("folder", nargs="?", help="folder holding your files (default: submission/ of this bundle)")
+    c.add_argument("--results", help="also write results.json here")
+    c.add_argument("--answers", help=argparse.SUPPRESS)       # build: reference answers to use
+    c.add_argument("--save-answers", help=argparse.SUPPRESS)  # build: keep the answers the public tests used
+    c.set_defaults(func=cmd_check)
+
+    b = sub.add_parser("build", help="build and verify dist/autograder.zip and dist/student.zip (staff)")
+    b.add_argument("--out", default="dist", help="output folder (default: dist)")
+    b.add_argument("--checkpoint", help="the course checkpoint file named by the assignment config")
+    b.set_defaults(func=cmd_build)
+
+    k = sub.add_parser("checkpoint", help="fetch or copy the configured checkpoint and verify it (setup.sh runs this)")
+    k.add_argument("--from", dest="source", help="copy this file into place instead of fetching it")
+    k.add_argument("--assignment", help=config_help)
+    k.set_defaults(func=cmd_checkpoint)
     return parser
 
 
@@ -64,3 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     except AutograderError as exc:
         print(f"autograder: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("autograder: interrupted", file=sys.stderr)
+        return 130

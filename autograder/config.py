@@ -11,7 +11,9 @@ import yaml
 from autograder.errors import ConfigError
 
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = HARNESS_ROOT / "tests_hidden" / "assignment.yml"
+# Staff tree and autograder.zip: tests_hidden/.  The student bundle has only tests_public/.
+DEFAULT_CONFIG = next((HARNESS_ROOT / d / "assignment.yml" for d in ("tests_hidden", "tests_public")
+                       if (HARNESS_ROOT / d / "assignment.yml").is_file()), HARNESS_ROOT / "tests_hidden" / "assignment.yml")
 _ID = re.compile(r"^(?P<part>[0-9]+[a-z])-(?P<index>[0-9]+)-(?P<kind>basic|hidden)$")
 MAX_ALPHA_PER_TEST = 1e-6
 

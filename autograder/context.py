@@ -40,6 +40,10 @@ class ReferenceCache:
             digest.update(name.encode() + b"\0" + files[name].read_bytes())
         return digest.hexdigest()
 
+    def key_for(self, files: dict[str, Path], module: str, driver: str, args: dict) -> str:
+        """The key of a request to the reference ``files``; a subclass may key on the request alone."""
+        return self.key(files, module, driver, args)
+
     def get(self, key: str) -> dict | None:
         if key not in self._answers and self.directory is not None:
             path = self.directory / f"{key}.agw"
@@ -67,9 +71,10 @@ class GradingContext:
 
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
                  reference: dict[str, Path] | None = None, limits: Limits = Limits(),
-                 reference_cache: ReferenceCache | None = None):
+                 reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None):
         self.assignment = assignment
         self.submission = submission
+        self.file_problems = dict(file_problems or {})  # file name -> why it cannot be graded
         self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
         self.limits = limits
         self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache(REFERENCE_CACHE_DIR)
@@ -98,7 +103,8 @@ class GradingContext:
         if key not in self._workers:
             filename = f"{module}.py"
             if filename not in files:
-                raise MissingFile(f"{filename} was not uploaded, so the tests of its functions cannot run")
+                problems = self.file_problems if who == "student" else {}
+                raise MissingFile(problems.get(filename, f"{filename} was not uploaded, so the tests of its functions cannot run"))
             self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits)
         return self._workers[key]
 
@@ -106,7 +112,7 @@ class GradingContext:
         return self._worker("student", self.submission, module).call(driver, args, timeout)
 
     def call_reference(self, module: str, driver: str, args: dict, timeout: float) -> dict:
-        key = ReferenceCache.key(self.reference, module, driver, args)
+        key = self.reference_cache.key_for(self.reference, module, driver, args)
         answer = self.reference_cache.get(key)
         if answer is None:
             answer = self._worker("reference", self.reference, module).call(driver, args, timeout)

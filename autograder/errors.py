@@ -37,3 +37,19 @@ class StudentTimeout(StudentError):
 
 class InvalidReturn(StudentError):
     """Student code returned a value of the wrong type, shape or range."""
+
+
+class UsageError(AutograderError):
+    """A command was given a value it cannot use (a folder, a test id, a shard)."""
+
+
+class CheckpointError(ConfigError):
+    """The course checkpoint named by the assignment config is missing, wrong or unreachable."""
+
+
+class BuildError(AutograderError):
+    """``build`` refused to write the bundles: a staged harness did not grade as it must."""
+
+
+class ExportError(AutograderError):
+    """A Gradescope export folder or zip cannot be read."""

@@ -7,6 +7,7 @@ assignment config, not the decorators, is the authority on points and visibility
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -18,13 +19,14 @@ from pathlib import Path
 import torch
 from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, JSONTestRunner
 
-from autograder import __version__
-from autograder.config import HARNESS_ROOT, Assignment, load_assignment
-from autograder.context import GradingContext, ReferenceCache, present_files
+from autograder.config import DEFAULT_CONFIG, Assignment, load_assignment
+from autograder.context import GradingContext, ReferenceCache
+from autograder.discovery import Discovery, discover
 from autograder.errors import AutograderError, StudentError
+from autograder.provenance import grader_info, rerun_command
 from autograder.results import GradingResults, TestResult
 
-TESTS_DIR = HARNESS_ROOT / "tests_hidden"
+TESTS_DIR = DEFAULT_CONFIG.parent  # tests_hidden/ for staff and Gradescope, tests_public/ in the student bundle
 
 
 @dataclass
@@ -82,9 +84,13 @@ def load_suite(tests_dir: Path, only: frozenset[str] | None = None) -> unittest.
     return selected
 
 
-def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[str] | None = None) -> GradingResults:
+def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[str] | None = None,
+              upload: Path | None = None) -> GradingResults:
+    """Run the graded tests the config names (or only those in ``only``); ``upload`` names the
+    graded folder in each test's reproduce command."""
     assignment = ctx.assignment
-    suite = load_suite(tests_dir, only)
+    configured = frozenset(t.id for t in assignment.tests)
+    suite = load_suite(tests_dir, configured if only is None else only & configured)
     for test in _iter_tests(suite):
         test.ctx = ctx
     faults = Faults()
@@ -99,7 +105,7 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     runner.run(suite)
     raw = json.loads(stream.getvalue())
     by_id = {r.get("test_id"): r for r in raw["tests"]}
-    results = GradingResults(extra_data={"grader_version": __version__, "seed": assignment.seed})
+    results = GradingResults(extra_data=grader_info(assignment.seed))
     for spec in assignment.tests:
         if only is not None and spec.id not in only:
             continue
@@ -112,8 +118,8 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
             name=spec.name, points=spec.points, score=spec.points if passed else 0.0, passed=passed,
             output=output.strip(), visibility=spec.visibility, number=spec.number,
             extra_credit=spec.extra_credit, tags=[spec.module + ".py"] + (["extra credit"] if spec.extra_credit else []),
-            extra_data={"grader_version": __version__, "seed": assignment.seed,
-                        "rerun": f"./run_autograder --submission DIR --seed {assignment.seed}"},
+            extra_data={**grader_info(assignment.seed), "test_id": spec.id,
+                        "rerun": rerun_command(upload or "DIR", spec.id, assignment.seed, assignment.source)},
         ))
     results.seconds = dict(faults.seconds)
     ctx.log("test times: " + ", ".join(f"{k} {v:.1f}s" for k, v in faults.seconds.items()))
@@ -125,12 +131,13 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     return results
 
 
-def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int | None = None,
+def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
           ) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
-    ``only`` restricts grading to those test ids; ``reference_cache`` lets several grades in
+    ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
+    grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request.
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
@@ -140,15 +147,21 @@ def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int 
     log: list[str] = []
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
     try:
-        assignment = assignment or load_assignment(seed=seed)
-        files = present_files(Path(submission_dir))
-        with GradingContext(assignment, files, reference_cache=reference_cache) as ctx:
-            try:
-                results = run_suite(ctx, only=only)
-            finally:
-                log = ctx.staff_log
-        missing = [name for name in ("sample.py", "likelihood.py", "classifier.py") if name not in files]
-        results.output = _summary_text(results, missing)
+        if not isinstance(assignment, Assignment):
+            assignment = load_assignment(assignment, seed=seed)
+        with discover(Path(submission_dir)) as found:
+            log.extend(_upload_log(found))
+            with GradingContext(assignment, found.files, reference_cache=reference_cache,
+                                file_problems=found.problems) as ctx:
+                try:
+                    results = run_suite(ctx, only=only, upload=Path(submission_dir).resolve())
+                finally:
+                    log.extend(ctx.staff_log)
+                    log.extend(_printed(ctx))
+            results.extra_data["files"] = {name: {"found_as": found.origins[name],
+                                                  "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                                           for name, path in found.files.items()}
+            results.output = _summary_text(results, found)
     except Exception as exc:  # noqa: BLE001 - the one place a harness fault becomes results
         detail = traceback.format_exc()
         log.append(detail)
@@ -157,13 +170,29 @@ def grade(submission_dir: Path, assignment: Assignment | None = None, seed: int 
     return results, log
 
 
-def _summary_text(results: GradingResults, missing: list[str]) -> str:
+def _printed(ctx: GradingContext) -> list[str]:
+    """What the student's code printed, module by module, for the staff log."""
+    out = []
+    for name in sorted(ctx.submission):
+        text = ctx.student_output(name.removesuffix(".py"))
+        if text.strip():
+            out.append(f"--- {name} printed ---\n{text.rstrip()}")
+    return out
+
+
+def _upload_log(found: Discovery) -> list[str]:
+    lines = [f"found {name} as {where}" for name, where in found.origins.items()]
+    return lines + [f"{name}: {why}" for name, why in found.problems.items()] + found.notes
+
+
+def _summary_text(results: GradingResults, found: Discovery) -> str:
     """What students see at the top: public tests only, so hidden scores stay unpublished."""
     public = [t for t in results.tests if t.visibility == "visible" and t.points > 0]
     base = [t for t in public if not t.extra_credit]
     lines = [f"Public tests: {sum(t.score for t in base):g} / {sum(t.points for t in base):g} points"
              + (" (hidden tests are graded too and shown when grades are published)"
                 if any(t.visibility != "visible" for t in results.tests) else "")]
-    if missing:
-        lines.append("Not uploaded: " + ", ".join(missing) + " (the tests of their functions fail).")
+    if found.absent:
+        lines.append("Not uploaded: " + ", ".join(found.absent) + " (the tests of their functions fail).")
+    lines += [why for name, why in found.problems.items() if name not in found.absent]
     return "\n".join(lines)

@@ -3,7 +3,11 @@
 A spec is a small dict that crosses the worker boundary as JSON:
 
 - ``{"kind": "synthetic", "seed": 1, "n_layer": 2, "n_embd": 64, "n_head": 4, "logit_scale": 3.0}``
-- ``{"kind": "checkpoint", "path": "...", "sha256": "..."}``: the course's GPT-2 small file
+- ``{"kind": "checkpoint", "path": "...", "sha256": "...", "size": N, "url": "..."}``: the course's
+  GPT-2 small file (``path`` relative to the harness root or absolute; ``size`` and ``url`` optional,
+  ``url`` is where ``setup.sh`` fetches it from).  Optional shape fields (``n_layer``, ``n_embd``,
+  ``n_head``, ``n_positions``, ``n_ctx``) default to GPT-2 small's, so a small synthetic
+  checkpoint in the same format can stand in for tests.
 - ``{"kind": "profile", "salt": 1, "top_k": 40, "head": 0.5, "spread": 1.0, "beyond": 0.3,
   "design_temperature": 1.0}``: a designed model whose laws make sampling mistakes visible
   (``autograder.q6.designed``)
@@ -17,11 +21,14 @@ from pathlib import Path
 
 import torch
 
-from autograder.errors import ConfigError
+from autograder.config import HARNESS_ROOT
+from autograder.errors import CheckpointError, ConfigError
 from autograder.q6.model import GPT2, GPT2Config, load_state_dict_hf, to_hf_state_dict
 from autograder.q6.synthetic import synthetic_gpt2
 
 _SYNTHETIC_KEYS = {"kind", "seed", "n_layer", "n_embd", "n_head", "logit_scale"}
+CHECKPOINT_SHAPE_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "n_ctx")
+_CHECKPOINT_KEYS = {"kind", "path", "sha256", "size", "url", *CHECKPOINT_SHAPE_KEYS}
 
 
 def sha256_of(path: Path) -> str:
@@ -38,15 +45,26 @@ def save_checkpoint(model: GPT2, path: Path) -> str:
     return sha256_of(path)
 
 
-def load_checkpoint(path: Path, sha256: str | None = None, cfg: GPT2Config = GPT2Config()) -> GPT2:
-    """Load a Hugging Face GPT-2 state dict file, refusing it when its sha256 differs."""
+def checkpoint_path(spec: dict) -> Path:
+    """Where a checkpoint spec's file is loaded from: ``path``, relative to the harness root."""
+    path = Path(str(spec.get("path", "")))
+    return path if path.is_absolute() else HARNESS_ROOT / path
+
+
+def load_checkpoint(path: Path, sha256: str | None = None, cfg: GPT2Config = GPT2Config(),
+                    size: int | None = None) -> GPT2:
+    """Load a Hugging Face GPT-2 state dict file, refusing it when its size or sha256 differs."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist; fix the path in the assignment config")
+        raise CheckpointError(f"checkpoint {path} does not exist; run setup.sh (it fetches or copies the "
+                              "checkpoint) or fix the path in the assignment config")
+    if size is not None and path.stat().st_size != size:
+        raise CheckpointError(f"checkpoint {path} has {path.stat().st_size} bytes, the assignment config "
+                              f"expects {size}; fetch the right file again with setup.sh")
     if sha256 is not None:
         got = sha256_of(path)
         if got != sha256:
-            raise ConfigError(f"checkpoint {path} has sha256 {got}, the assignment config expects {sha256}")
+            raise CheckpointError(f"checkpoint {path} has sha256 {got}, the assignment config expects {sha256}")
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return load_state_dict_hf(GPT2(cfg), state).eval()
 
@@ -58,6 +76,8 @@ def model_config(spec: dict) -> GPT2Config:
                           n_embd=int(spec["n_embd"]), n_head=int(spec["n_head"]))
     if spec.get("kind") == "profile":
         return GPT2Config(top_k=int(spec["top_k"]))
+    if spec.get("kind") == "checkpoint":
+        return GPT2Config(**{k: int(spec[k]) for k in CHECKPOINT_SHAPE_KEYS if k in spec})
     return GPT2Config()
 
 
@@ -69,7 +89,10 @@ def build_model(spec: dict) -> torch.nn.Module:
             raise ConfigError(f"synthetic model spec has unknown keys {sorted(unknown)}")
         return synthetic_gpt2(model_config(spec), int(spec["seed"]), float(spec.get("logit_scale", 3.0)))
     if kind == "checkpoint":
-        return load_checkpoint(Path(spec["path"]), spec.get("sha256"))
+        unknown = set(spec) - _CHECKPOINT_KEYS
+        if unknown:
+            raise ConfigError(f"checkpoint model spec has unknown keys {sorted(unknown)}; known: {sorted(_CHECKPOINT_KEYS)}")
+        return load_checkpoint(checkpoint_path(spec), spec.get("sha256"), model_config(spec), spec.get("size"))
     if kind == "profile":
         from autograder.q6.designed import ProfileLM, profile_probs
 

@@ -1,0 +1,221 @@
+"""``regrade``: grade every submission of a Gradescope export, resumably, in parallel or in shards.
+
+Each submission's ``results.json`` and staff log go to ``OUT/submission_<id>/`` as soon as it is
+graded, so an interrupted run resumes where it stopped: a submission is skipped when its
+results were written by the same harness (digest), seed and set of tests, unless ``force``.
+Reports (``grades.csv``, ``summary.txt``) are rebuilt from those files, so they always cover
+every finished submission, whichever run graded it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from autograder.config import Assignment, load_assignment
+from autograder.context import ReferenceCache
+from autograder.errors import UsageError
+from autograder.export import ExportedSubmission
+from autograder.provenance import harness_digest
+
+ATTEMPTS = 2        # a submission whose grading process died this many times is reported, not retried
+_CACHE = ReferenceCache()   # per process: the reference's answers do not depend on the submission
+_ASSIGNMENTS: dict[tuple, Assignment] = {}
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` with 0 <= I < N, as a cluster array job's task id and task count."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r} should be I/N, e.g. 0/4 for the first of 4 shards") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UsageError(f"--shard {text}: I must be in 0..{n - 1} for N = {n} (shards count from 0)")
+    return i, n
+
+
+def shard_of(submissions: list[ExportedSubmission], shard: tuple[int, int] | None) -> list[ExportedSubmission]:
+    if shard is None:
+        return list(submissions)
+    i, n = shard
+    return [s for k, s in enumerate(sorted(submissions, key=lambda s: s.key)) if k % n == i]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    folder: Path
+    out: Path                        # OUT/submission_<id>
+    assignment_path: Path | None
+    seed: int | None
+    only: frozenset[str] | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: str
+    status: str                      # "graded", "autograder error" or "not graded"
+    score: float | None
+    seconds: float
+    error: str = ""
+
+
+def _assignment(path: Path | None, seed: int | None) -> Assignment:
+    key = (str(path), seed)
+    if key not in _ASSIGNMENTS:
+        _ASSIGNMENTS[key] = load_assignment(path, seed)
+    return _ASSIGNMENTS[key]
+
+
+def _status(results: dict) -> str:
+    names = [t.get("name", "") for t in results.get("tests", [])]
+    return "autograder error" if any(n.startswith("autograder error") for n in names) else "graded"
+
+
+def grade_one(job: Job) -> Outcome:
+    """Grade one submission and write its files; never raises for the submission's faults."""
+    from autograder.runner import grade
+
+    started = time.monotonic()
+    job.out.mkdir(parents=True, exist_ok=True)
+    error_file = job.out / "error.txt"
+    try:
+        results, log = grade(job.folder, _assignment(job.assignment_path, job.seed), only=job.only,
+                             reference_cache=_CACHE)
+        results.extra_data["submission_id"] = job.id
+        (job.out / "staff_log.txt").write_text("\n".join(log) + "\n")
+        results.write(job.out / "results.json")
+        error_file.unlink(missing_ok=True)
+        data = results.to_gradescope()
+        return Outcome(job.id, _status(data), data["score"], time.monotonic() - started)
+    except Exception as exc:  # noqa: BLE001 - one submission's fault must never stop the batch
+        message = f"{type(exc).__name__}: {exc}"
+        error_file.write_text(message + "\n")
+        return Outcome(job.id, "not graded", None, time.monotonic() - started, message)
+
+
+class Regrade:
+    """One regrade of an (opened) export into ``out``."""
+
+    def __init__(self, submissions: list[ExportedSubmission], out: Path, assignment_path: Path | None = None,
+                 seed: int | None = None, only: frozenset[str] | None = None,
+                 shard: tuple[int, int] | None = None, force: bool = False):
+        self.out = Path(out)
+        self.assignment_path = assignment_path
+        self.assignment = load_assignment(assignment_path, seed)
+        self.seed, self.only, self.shard, self.force = seed, only, shard, force
+        self.test_ids = [t.id for t in self.assignment.tests if only is None or t.id in only]
+        self.submissions = shard_of(submissions, shard)
+        self.todo: list[Job] = []
+        self.skipped: list[str] = []
+        self.missing: list[str] = []
+        for s in self.submissions:
+            dest = self.out / f"submission_{s.id}"
+            if s.folder is None:
+                self.missing.append(s.id)
+                dest.mkdir(parents=True, exist_ok=True)
+                (dest / "error.txt").write_text("the export lists this submission but holds no folder for it\n")
+            elif not force and self.finished(dest / "results.json"):
+                self.skipped.append(s.id)
+            else:
+                self.todo.append(Job(s.id, s.folder, dest, assignment_path, seed, only))
+
+    def finished(self, results_path: Path) -> bool:
+        """Written by this harness, seed and set of tests, without an autograder error."""
+        try:
+            data = json.loads(results_path.read_text())
+        except (OSError, ValueError):
+            return False
+        extra = data.get("extra_data") or {}
+        ids = [(t.get("extra_data") or {}).get("test_id") for t in data.get("tests", [])]
+        return (extra.get("grader_digest") == harness_digest() and extra.get("seed") == self.assignment.seed
+                and ids == self.test_ids and _status(data) == "graded")
+
+    def run(self, jobs: int = 1) -> Iterator[Outcome]:
+        """Grade what is to do, yielding each outcome as it finishes."""
+        if jobs < 1:
+            raise UsageError(f"--jobs {jobs}: give at least 1")
+        if jobs == 1:
+            for job in self.todo:
+                yield grade_one(job)
+            return
+        pending, attempts = list(self.todo), Counter()
+        while pending:
+            batch, pending = pending, []
+            context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch threads
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures = {pool.submit(grade_one, job): job for job in batch}
+                for future in as_completed(futures):
+                    job = futures[future]
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        attempts[job.id] += 1
+                        if attempts[job.id] < ATTEMPTS:
+                            pending.append(job)
+                        else:
+                            message = "the process grading it died (out of memory?)"
+                            (job.out / "error.txt").write_text(message + "\n")
+                            yield Outcome(job.id, "not graded", None, 0.0, message)
+
+    # -- reports ---------------------------------------------------------------------------
+    def report_names(self) -> tuple[str, str]:
+        if self.shard is None:
+            return "grades.csv", "summary.txt"
+        i, n = self.shard
+        return f"grades-shard-{i}-of-{n}.csv", f"summary-shard-{i}-of-{n}.txt"
+
+    def write_reports(self) -> tuple[Path, Path, str]:
+        """Write the grades CSV and the failure summary from the files in ``out``; return paths and summary."""
+        rows, failures = [], {t: Counter() for t in self.test_ids}
+        graded = Counter()
+        for s in self.submissions:
+            rows.append(self._row(s, failures, graded))
+        csv_name, summary_name = self.report_names()
+        csv_path, summary_path = self.out / csv_name, self.out / summary_name
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["submission_id", "names", "sids", "emails", *self.test_ids, "total", "status"])
+            writer.writerows(rows)
+        summary = self._summary(failures, graded, rows)
+        summary_path.write_text(summary + "\n")
+        return csv_path, summary_path, summary
+
+    def _row(self, s: ExportedSubmission, failures: dict[str, Counter], graded: Counter) -> list:
+        people = [";".join(getattr(p, f) for p in s.submitters) for f in ("name", "sid", "email")]
+        dest = self.out / f"submission_{s.id}"
+        try:
+            data = json.loads((dest / "results.json").read_text())
+        except (OSError, ValueError):
+            error = (dest / "error.txt").read_text().strip() if (dest / "error.txt").is_file() else "not graded yet"
+            return [s.id, *people, *[""] * len(self.test_ids), "", f"not graded: {error}"]
+        scores = {}
+        for t in data.get("tests", []):
+            test_id = (t.get("extra_data") or {}).get("test_id")
+            if test_id in failures:
+                scores[test_id] = t.get("score", 0.0)
+                graded[test_id] += 1
+                if t.get("status") != "passed":
+                    first = (t.get("output") or "(no message)").strip().splitlines() or ["(no message)"]
+                    failures[test_id][first[0][:160]] += 1
+        return [s.id, *people, *[f"{scores[t]:g}" if t in scores else "" for t in self.test_ids],
+                f"{data.get('score', 0):g}", _status(data)]
+
+    def _summary(self, failures: dict[str, Counter], graded: Counter, rows: list) -> str:
+        statuses = Counter(row[-1].split(":")[0] for row in rows)
+        lines = [f"{len(rows)} submissions: " + ", ".join(f"{n} {k}" for k, n in sorted(statuses.items())), ""]
+        lines.append("Most common failures per test:")
+        for test_id in self.test_ids:
+            failed = sum(failures[test_id].values())
+            lines.append(f"  {test_id}: {failed} of {graded[test_id]} failed")
+            for message, count in failures[test_id].most_common(3):
+                lines.append(f"      {count:>4} x {message}")
+        return "\n".join(lines)
