@@ -9,14 +9,16 @@ from pathlib import Path
 from autograder import protocol
 from autograder.config import Assignment, derive_seed
 from autograder.errors import MissingFile
+from autograder.isolation import Isolation
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
 
 
 def present_files(directory: Path) -> dict[str, Path]:
-    """The student files found directly in ``directory``."""
-    return {name: directory / name for name in STUDENT_FILES if (directory / name).is_file()}
+    """The student files found directly in ``directory`` (regular files: a link could point anywhere)."""
+    return {name: directory / name for name in STUDENT_FILES
+            if (directory / name).is_file() and not (directory / name).is_symlink()}
 
 
 class ReferenceCache:
@@ -40,7 +42,7 @@ class ReferenceCache:
 
 
 class GradingContext:
-    """Owns the workers of one grading run; ``close()`` kills every one of them."""
+    """Owns the workers of one grading run; ``close()`` kills every process they started."""
 
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
                  reference: dict[str, Path] | None = None, limits: Limits = Limits(),
@@ -54,6 +56,11 @@ class GradingContext:
         self._workers: dict[tuple[str, str], WorkerHandle] = {}
         self.staff_log: list[str] = []
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
+        try:
+            self.isolation = Isolation.start(self.workdir, assignment.drivers)
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
 
     def __enter__(self) -> "GradingContext":
         return self
@@ -62,10 +69,17 @@ class GradingContext:
         self.close()
 
     def close(self) -> None:
-        for worker in self._workers.values():
-            worker.stop()
-        self._workers.clear()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        """Stop every worker, then kill whatever any of them left behind (raises if something survives)."""
+        try:
+            try:
+                for worker in self._workers.values():
+                    worker.stop()
+                self._workers.clear()
+            finally:
+                self.isolation.close()
+            self.staff_log.extend(self.isolation.report())
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def seed(self, test_id: str, *purpose: object) -> int:
         return derive_seed(self.assignment.seed, test_id, *purpose)
@@ -76,7 +90,8 @@ class GradingContext:
             filename = f"{module}.py"
             if filename not in files:
                 raise MissingFile(f"{filename} was not uploaded, so the tests of its functions cannot run")
-            self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits)
+            self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits,
+                                              self.isolation, student=who == "student")
         return self._workers[key]
 
     def call_student(self, module: str, driver: str, args: dict, timeout: float) -> dict:
