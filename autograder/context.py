@@ -13,6 +13,7 @@ from autograder.isolation import Isolation
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
+DEFAULT_LIMITS = Limits()
 
 
 def present_files(directory: Path) -> dict[str, Path]:
@@ -45,12 +46,12 @@ class GradingContext:
     """Owns the workers of one grading run; ``close()`` kills every process they started."""
 
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
-                 reference: dict[str, Path] | None = None, limits: Limits = Limits(),
+                 reference: dict[str, Path] | None = None, limits: Limits | None = None,
                  reference_cache: ReferenceCache | None = None):
         self.assignment = assignment
         self.submission = submission
         self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
-        self.limits = limits
+        self.limits = limits or DEFAULT_LIMITS
         self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache()
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
         self._workers: dict[tuple[str, str], WorkerHandle] = {}

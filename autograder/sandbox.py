@@ -43,6 +43,7 @@ class Limits:
     processes: int = 32                  # RLIMIT_NPROC: processes and threads of the worker user
     startup_seconds: float = 120.0       # importing torch and the drivers, before any student code
     retry_seconds: float = 10.0          # the budget of later calls once a module has timed out
+    max_call_seconds: float | None = None  # a cap on every call's time limit (None: the test's own)
 
     def rlimits(self, processes: int) -> dict[int, tuple[int, int]]:
         return {
@@ -169,6 +170,8 @@ class WorkerHandle:
     # -- calls -----------------------------------------------------------------------
     def call(self, driver: str, args: dict, timeout: float) -> dict:
         """Run ``driver`` in the worker; return its plain-data result or raise a StudentError."""
+        if self.limits.max_call_seconds is not None:
+            timeout = min(timeout, self.limits.max_call_seconds)
         if self.timed_out:
             timeout = min(timeout, self.limits.retry_seconds)
         if self.proc is None:

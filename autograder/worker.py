@@ -73,14 +73,22 @@ class Worker:
             return {"ok": True, "result": driver(self.student, self.context, request.get("args", {}))}
         except InvalidReturn as exc:
             return _error("invalid", str(exc))
+        except AttributeError as exc:
+            if getattr(exc, "obj", None) is not self.student:
+                return self._fault(exc)
+            return _error("crash", f"{self.module_name}.py does not define a function the test needs",
+                          f"AttributeError: module has no attribute {exc.name!r}")
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt from student code too
-            tb = student_traceback(exc, self.package_dir)
-            ours = traceback.format_exc()
-            if "Traceback (your code only)" not in tb and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                return _error("harness", f"{type(exc).__name__}: {exc}", ours)
-            # The first line is ours alone: hidden tests show only that line to students.
-            what = "called exit()" if isinstance(exc, SystemExit) else "raised an exception"
-            return _error("crash", f"{self.module_name}.py {what}", tb)
+            return self._fault(exc)
+
+    def _fault(self, exc: BaseException) -> dict:
+        tb = student_traceback(exc, self.package_dir)
+        ours = traceback.format_exc()
+        if "Traceback (your code only)" not in tb and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            return _error("harness", f"{type(exc).__name__}: {exc}", ours)
+        # The first line is ours alone: hidden tests show only that line to students.
+        what = "called exit()" if isinstance(exc, SystemExit) else "raised an exception"
+        return _error("crash", f"{self.module_name}.py {what}", tb)
 
 
 def main(argv: list[str]) -> int:
@@ -110,7 +118,8 @@ def main(argv: list[str]) -> int:
         try:
             payload = protocol.encode(response)
         except (ValueError, protocol.ProtocolError) as exc:
-            payload = protocol.encode({**_error("invalid", f"the returned value cannot be graded: {exc}"),
+            why = "it holds NaN or infinity where a number is due" if isinstance(exc, ValueError) else str(exc)
+            payload = protocol.encode({**_error("invalid", f"the returned value cannot be graded: {why}"),
                                        "id": request.get("id")})
         responses.write(payload)
         responses.flush()
