@@ -35,7 +35,7 @@ class Confinement:
         """Runs in the forked child, before exec."""
         os.umask(self.umask)
         for which, (soft, hard) in self.rlimits.items():
-            resource.setrlimit(which, (soft, hard))
+            _set_limit(which, soft, hard)
         if self.private_network and _unshare(CLONE_NEWNET | CLONE_NEWIPC) != 0:
             _unshare(CLONE_NEWNET)
         if self.uid is not None:
@@ -44,6 +44,17 @@ class Confinement:
             os.setresuid(self.uid, self.uid, self.uid)
         _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)  # after the uid switch, which clears it
+
+
+def _set_limit(which: int, soft: int, hard: int) -> None:
+    """setrlimit, or as close as an unprivileged process may go: never above the current hard limit."""
+    try:
+        resource.setrlimit(which, (soft, hard))
+    except (ValueError, OSError):
+        current = resource.getrlimit(which)[1]
+        inf = resource.RLIM_INFINITY
+        soft = current if soft == inf else soft if current == inf else min(soft, current)
+        resource.setrlimit(which, (soft, current))
 
 
 def net_namespace(pid: int | str = "self") -> int | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from autograder import protocol
 from autograder.config import Assignment, derive_seed
-from autograder.errors import MissingFile
+from autograder.errors import AutograderError, MissingFile, StudentError
 from autograder.isolation import Isolation
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
 
@@ -102,7 +102,10 @@ class GradingContext:
         key = ReferenceCache.key(self.reference, module, driver, args)
         answer = self.reference_cache.get(key)
         if answer is None:
-            answer = self._worker("reference", self.reference, module).call(driver, args, timeout)
+            try:
+                answer = self._worker("reference", self.reference, module).call(driver, args, timeout)
+            except StudentError as exc:  # the reference failing is our fault, never the student's
+                raise AutograderError(f"the reference solution failed: {exc}") from None
             self.reference_cache.put(key, answer)
         return answer
 

@@ -36,7 +36,7 @@ HARNESS_ROOT = Path(__file__).resolve().parent.parent
 GRADESCOPE = Path("/autograder")
 WORKER_USER_PREFIX = "ag-worker-"
 MAX_WORKER_USERS = 16
-LOCK_DIR = Path("/run/autograder")
+LOCK_DIRS = (Path("/run/autograder"), Path("/var/tmp/autograder-locks"))
 # Modules are found from these by following their ``autograder`` imports; data files are listed.
 RUNTIME_ENTRY = ("autograder.worker",)
 RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
@@ -73,11 +73,16 @@ def worker_users() -> list[pwd.struct_passwd]:
 
 
 def _lock_dir() -> Path:
-    LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
-    info = os.lstat(LOCK_DIR)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
-        raise AutograderError(f"{LOCK_DIR} must be a directory owned by root and writable by root only")
-    return LOCK_DIR
+    """A folder for the users' lock files that only root can write."""
+    for path in LOCK_DIRS:
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022:
+            return path
+    raise AutograderError(f"none of {[str(p) for p in LOCK_DIRS]} is a folder only root can write")
 
 
 def acquire_identity(wait: float = 600.0) -> Identity | None:
@@ -230,7 +235,6 @@ class Isolation:
     privileged: bool
     marker: str = field(default_factory=lambda: secrets.token_hex(12))
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
-    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def start(cls, workdir: Path, drivers: str, require: bool | None = None) -> "Isolation":
@@ -239,11 +243,16 @@ class Isolation:
         identity = acquire_identity() if privileged else None
         if require and identity is None:
             raise AutograderError("isolation is required but no worker user exists (run ./setup.sh as root)")
-        reaper.set_subreaper()
-        workdir.chmod(0o711)
-        iso = cls(workdir, build_runtime(workdir / "runtime", drivers), identity, privileged)
-        if identity is not None:
-            iso.sweep()  # whatever a crashed earlier run may have left
+        try:
+            reaper.set_subreaper()
+            workdir.chmod(0o711)
+            iso = cls(workdir, build_runtime(workdir / "runtime", drivers), identity, privileged)
+            if identity is not None:
+                iso.sweep()  # whatever a crashed earlier run may have left
+        except BaseException:
+            if identity is not None:
+                identity.release()
+            raise
         return iso
 
     def confinement(self, student: bool, rlimits: dict[int, tuple[int, int]]) -> Confinement:
@@ -273,8 +282,9 @@ class Isolation:
         """RLIMIT_NPROC counts every process of a user: without a worker user, leave room for ours."""
         if self.identity is not None:
             return wanted
-        mine = sum(1 for p in reaper.scan().values() if os.getuid() in p.uids)
-        return min(mine + wanted, resource.getrlimit(resource.RLIMIT_NPROC)[1])
+        mine = sum(p.threads for p in reaper.scan().values() if os.getuid() in p.uids)  # it counts threads
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        return mine + wanted if hard == resource.RLIM_INFINITY else min(mine + wanted, hard)
 
     def observe_worker(self, hello: dict) -> None:
         if self.network == "unknown" and hello.get("student"):
@@ -306,7 +316,7 @@ class Isolation:
         if self.identity is not None:
             lines.append(f"isolation: student code runs as {self.identity.name} (uid {self.identity.uid}), "
                          f"network {self.network}")
-        off = list(self.notes)
+        off = []
         if not self.privileged:
             off.append("not running as root, so student code runs as this user: it can read what you can "
                        "(hidden tests, reference solution), signal the grader, and keep the network; a leftover "
@@ -316,7 +326,7 @@ class Isolation:
         elif not tree_locked():
             off.append(f"the harness tree {HARNESS_ROOT} is not locked, so the worker user can read it "
                        "(locked automatically on Gradescope; elsewhere: python -m autograder.isolation lock)")
-        if self.network == "on":
+        if self.network == "on" and self.privileged:
             off.append("network: this machine does not allow a private network namespace, so workers keep the network")
         if off:
             lines.append("isolation: protections off: " + "; ".join(off))

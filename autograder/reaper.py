@@ -30,6 +30,7 @@ class Proc:
     ppid: int
     state: str
     uids: frozenset[int]    # real, effective, saved and filesystem user ids
+    threads: int = 1
 
     @property
     def dead(self) -> bool:
@@ -50,7 +51,7 @@ def _read_proc(pid: int) -> Proc | None:
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     try:
         return Proc(pid, int(fields["PPid"]), fields["State"].split()[0],
-                    frozenset(int(u) for u in fields["Uid"].split()))
+                    frozenset(int(u) for u in fields["Uid"].split()), int(fields.get("Threads", 1)))
     except (KeyError, ValueError, IndexError):
         return None
 

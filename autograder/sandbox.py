@@ -29,6 +29,7 @@ from autograder.isolation import Isolation
 
 STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
 LIVE_WORKERS: set[int] = set()   # pids of running workers, across grading runs in this process
+CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()", "does not define a function the test needs")
 GiB, MiB = 1024 ** 3, 1024 ** 2
 
 
@@ -118,6 +119,8 @@ class WorkerHandle:
                 preexec_fn=confinement.apply,
             )
         except OSError as exc:
+            self._req, self._resp = req_w, resp_r
+            self.stop()
             raise AutograderError(f"cannot start a worker for {self.module}.py: {exc} "
                                   "(can the worker user run this Python? see ./setup.sh)") from None
         finally:
@@ -172,7 +175,7 @@ class WorkerHandle:
         """Run ``driver`` in the worker; return its plain-data result or raise a StudentError."""
         if self.limits.max_call_seconds is not None:
             timeout = min(timeout, self.limits.max_call_seconds)
-        if self.timed_out:
+        if self.timed_out and self.student:
             timeout = min(timeout, self.limits.retry_seconds)
         if self.proc is None:
             self._start()
@@ -197,6 +200,9 @@ class WorkerHandle:
         except ProtocolError as exc:
             self.stop()
             raise InvalidReturn(f"{self.module}.py broke the channel to the grader\n({exc})") from None
+        except BaseException:  # e.g. the test's own time guard: never leave a call half-read
+            self.stop()
+            raise
         self._clean_up_after_call()
         return self._unwrap(response)
 
@@ -214,9 +220,14 @@ class WorkerHandle:
         reaper.kill(self.isolation.leftovers({pid}, LIVE_WORKERS))
 
     def _died(self) -> dict:
-        code = self.proc.wait() if self.proc is not None else None
+        try:
+            code = self.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            code = None  # alive, but it closed its end of the channel
         self.stop()
-        if code is not None and code < 0:
+        if code is None:
+            raise StudentCrash(f"{self.module}.py crashed: it closed the channel to the grader")
+        if code < 0:
             name = signal.Signals(-code).name
             why = {"SIGXCPU": ", out of CPU time", "SIGXFSZ": f", over the {self.limits.file_bytes // MiB} MiB "
                    "limit on output and files", "SIGKILL": " (out of memory or time?)"}.get(name, "")
@@ -240,5 +251,9 @@ class WorkerHandle:
         if kind == "invalid":
             raise InvalidReturn(f"{self.module}.py returned a value that cannot be graded\n{message}")
         if kind in ("crash", "import"):
-            raise StudentCrash(message + (f"\n{tb}" if tb and tb != message else ""))
+            # The worker is the student's process: its words are checked, and the first line,
+            # all that hidden tests show, is always one of ours.
+            what = message.removeprefix(f"{self.module}.py ")
+            what = what if what in CRASH_PHRASES else "raised an exception"
+            raise StudentCrash(f"{self.module}.py {what}" + (f"\n{tb}" if tb else ""))
         raise AutograderError(f"worker for {self.module}.py reported a harness fault: {message}\n{tb}")

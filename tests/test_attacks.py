@@ -196,7 +196,9 @@ def test_the_reference_solution_cannot_be_read(tree, tmp_path):
 
 @ROOT_ONLY
 def test_hidden_tests_and_inputs_never_reach_students(tree, tmp_path):
-    results, _, _ = tree.run(attack("leak_hidden", tmp_path), only={"6d-0-basic", "6d-1-hidden", "6d-2-hidden"})
+    results, staff_log, _ = tree.run(attack("leak_hidden", tmp_path), only={"6d-0-basic", "6d-1-hidden",
+                                                                           "6d-2-hidden"})
+    assert "LEAK-FORGED" in staff_log  # its forged error answer reached the harness (and staff) only
     zero(results)
     tests = by_id(results)
     assert "LEAK-LEN-10" in tests["6d-0-basic"]["output"]  # the attack ran on the public test
