@@ -55,3 +55,24 @@ PY
 # A missing or different file stops the setup here with the reason; grading never falls back to
 # the synthetic models.  With the default config there is nothing to do.
 .venv/bin/python -m autograder checkpoint | sed 's/^/setup.sh: checkpoint: /'
+
+# --- Worker isolation (root only; see "Isolation" in README.md) -----------------------------
+# Student code runs as one of these unprivileged users, one per concurrent grading run.  The
+# Python the venv is built on must be reachable by them; on Gradescope (/autograder/source) the
+# tree, the submission and the results folder are then locked (other users: traverse only).
+if [[ $(id -u) -eq 0 ]]; then
+  nologin="$(command -v nologin || echo /usr/sbin/nologin)"
+  for i in $(seq 0 $(( ${AUTOGRADER_WORKER_USERS:-4} - 1 ))); do
+    user="ag-worker-$i"
+    if ! id -u "$user" >/dev/null 2>&1; then
+      useradd --system --user-group --no-create-home --home-dir /nonexistent --shell "$nologin" "$user"
+      say "created the unprivileged worker user $user"
+    fi
+  done
+  .venv/bin/python -m autograder.isolation traverse --grant "$here" | sed 's/^/setup.sh: /'
+  if [[ "$here" == /autograder/source ]]; then
+    .venv/bin/python -m autograder.isolation lock "$here" | sed 's/^/setup.sh: /'
+  fi
+else
+  say "not root: no worker users; student code will run as you (the grader says which protections are off)"
+fi

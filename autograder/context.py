@@ -9,16 +9,19 @@ from pathlib import Path
 
 from autograder import protocol
 from autograder.config import Assignment, derive_seed
-from autograder.errors import MissingFile
+from autograder.errors import AutograderError, MissingFile, StudentError
+from autograder.isolation import Isolation
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
 REFERENCE_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "reference"
+DEFAULT_LIMITS = Limits()
 
 
 def present_files(directory: Path) -> dict[str, Path]:
-    """The student files found directly in ``directory``."""
-    return {name: directory / name for name in STUDENT_FILES if (directory / name).is_file()}
+    """The student files found directly in ``directory`` (regular files: a link could point anywhere)."""
+    return {name: directory / name for name in STUDENT_FILES
+            if (directory / name).is_file() and not (directory / name).is_symlink()}
 
 
 class ReferenceCache:
@@ -67,21 +70,26 @@ class ReferenceCache:
 
 
 class GradingContext:
-    """Owns the workers of one grading run; ``close()`` kills every one of them."""
+    """Owns the workers of one grading run; ``close()`` kills every process they started."""
 
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
-                 reference: dict[str, Path] | None = None, limits: Limits = Limits(),
+                 reference: dict[str, Path] | None = None, limits: Limits | None = None,
                  reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None):
         self.assignment = assignment
         self.submission = submission
         self.file_problems = dict(file_problems or {})  # file name -> why it cannot be graded
         self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
-        self.limits = limits
+        self.limits = limits or DEFAULT_LIMITS
         self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache(REFERENCE_CACHE_DIR)
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
         self._workers: dict[tuple[str, str], WorkerHandle] = {}
         self.staff_log: list[str] = []
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
+        try:
+            self.isolation = Isolation.start(self.workdir, assignment.drivers)
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
 
     def __enter__(self) -> "GradingContext":
         return self
@@ -90,10 +98,17 @@ class GradingContext:
         self.close()
 
     def close(self) -> None:
-        for worker in self._workers.values():
-            worker.stop()
-        self._workers.clear()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        """Stop every worker, then kill whatever any of them left behind (raises if something survives)."""
+        try:
+            try:
+                for worker in self._workers.values():
+                    worker.stop()
+                self._workers.clear()
+            finally:
+                self.isolation.close()
+            self.staff_log.extend(self.isolation.report())
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def seed(self, test_id: str, *purpose: object) -> int:
         return derive_seed(self.assignment.seed, test_id, *purpose)
@@ -105,7 +120,8 @@ class GradingContext:
             if filename not in files:
                 problems = self.file_problems if who == "student" else {}
                 raise MissingFile(problems.get(filename, f"{filename} was not uploaded, so the tests of its functions cannot run"))
-            self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits)
+            self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits,
+                                              self.isolation, student=who == "student")
         return self._workers[key]
 
     def call_student(self, module: str, driver: str, args: dict, timeout: float) -> dict:
@@ -115,7 +131,10 @@ class GradingContext:
         key = self.reference_cache.key_for(self.reference, module, driver, args)
         answer = self.reference_cache.get(key)
         if answer is None:
-            answer = self._worker("reference", self.reference, module).call(driver, args, timeout)
+            try:
+                answer = self._worker("reference", self.reference, module).call(driver, args, timeout)
+            except StudentError as exc:  # the reference failing is our fault, never the student's
+                raise AutograderError(f"the reference solution failed: {exc}") from None
             self.reference_cache.put(key, answer)
         return answer
 

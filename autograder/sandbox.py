@@ -1,9 +1,12 @@
 """The harness side of a worker: start it, send a request, wait with a deadline, restart after faults.
 
 Student code is never imported here.  Each ``WorkerHandle`` runs one student module in its own
-process (its own session, so the whole group can be killed), in a scratch directory holding
-only a copy of the submission as the package ``submission``, with stdin closed, a scrubbed
-environment and its output captured to a capped file.
+process (its own session), confined by ``autograder.confine`` (resource limits; as root also
+the unprivileged worker user of ``autograder.isolation`` and a private network), in a scratch
+directory holding only a copy of the submission as the package ``submission``, with stdin on
+/dev/null, a scrubbed environment and its output captured to a file.  Every read and write on
+the worker's pipes has a deadline, and after every call whatever the worker left running is
+killed, so one call's crash, exit, signal, timeout or fork cannot reach the next one.
 """
 from __future__ import annotations
 
@@ -19,32 +22,38 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import protocol
+from autograder import protocol, reaper
+from autograder.confine import limit_cpu
 from autograder.errors import AutograderError, InvalidReturn, ProtocolError, StudentCrash, StudentTimeout
+from autograder.isolation import Isolation
 
-HARNESS_ROOT = Path(__file__).resolve().parent.parent
 STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
+LIVE_WORKERS: set[int] = set()   # pids of running workers, across grading runs in this process
+CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()", "does not define a function the test needs")
+GiB, MiB = 1024 ** 3, 1024 ** 2
 
 
 @dataclass(frozen=True)
 class Limits:
     """Per-worker limits; each applies to one student call or to the worker's lifetime."""
 
-    response_bytes: int = 256 * 1024 * 1024   # largest answer the harness will read
-    output_bytes: int = 64 * 1024             # captured stdout/stderr shown back, at most
-    file_bytes: int = 256 * 1024 * 1024       # RLIMIT_FSIZE: largest file the worker may write
+    response_bytes: int = 256 * MiB      # largest answer the harness will read
+    output_bytes: int = 64 * 1024        # captured stdout/stderr shown back, at most
+    file_bytes: int = 16 * MiB           # RLIMIT_FSIZE: any file the worker writes, its output included
+    memory_bytes: int = 3 * GiB          # RLIMIT_AS; a worker with the embedded models peaks near 1.1 GiB
+    processes: int = 32                  # RLIMIT_NPROC: processes and threads of the worker user
+    startup_seconds: float = 120.0       # importing torch and the drivers, before any student code
+    retry_seconds: float = 10.0          # the budget of later calls once a module has timed out
+    max_call_seconds: float | None = None  # a cap on every call's time limit (None: the test's own)
 
-
-def _scrubbed_env(home: Path) -> dict[str, str]:
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1",
-    }
-    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine-specific BLAS fixes
-        if key in os.environ:
-            env[key] = os.environ[key]
-    return env
+    def rlimits(self, processes: int) -> dict[int, tuple[int, int]]:
+        return {
+            resource.RLIMIT_CORE: (0, 0),
+            resource.RLIMIT_FSIZE: (self.file_bytes, self.file_bytes),
+            resource.RLIMIT_AS: (self.memory_bytes, self.memory_bytes),
+            resource.RLIMIT_NPROC: (processes, processes),
+            resource.RLIMIT_CPU: (resource.RLIM_INFINITY, resource.RLIM_INFINITY),  # set per call
+        }
 
 
 def make_scratch(files: dict[str, Path], parent: Path) -> Path:
@@ -54,76 +63,109 @@ def make_scratch(files: dict[str, Path], parent: Path) -> Path:
     package.mkdir()
     (package / "__init__.py").write_text("")
     for name, src in files.items():
-        shutil.copyfile(src, package / name)
+        shutil.copyfile(src, package / name, follow_symlinks=False)
     return scratch
 
 
+class _Deadline:
+    """A pipe end whose reads fail with StudentTimeout once ``until`` (monotonic) has passed."""
+
+    def __init__(self, fd: int, until: float, message: str):
+        self.fd, self.until, self.message = fd, until, message
+
+    def read(self, n: int) -> bytes:
+        remaining = self.until - time.monotonic()
+        if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+            raise StudentTimeout(self.message)
+        return os.read(self.fd, min(n, 1 << 20))
+
+
 class WorkerHandle:
-    """One student module served by a worker process, restarted after any fault."""
+    """One module (student or reference) served by a worker process, restarted after any fault."""
 
     def __init__(self, files: dict[str, Path], module: str, drivers: str, workdir: Path,
-                 limits: Limits = Limits()):
+                 limits: Limits, isolation: Isolation, student: bool = True):
         self.files, self.module, self.drivers, self.limits = files, module, drivers, limits
-        self.workdir = workdir
+        self.workdir, self.isolation, self.student = workdir, isolation, student
         self.proc: subprocess.Popen | None = None
         self.scratch: Path | None = None
-        self._requests = self._responses = None
-        self._log_path = workdir / f"{module}-{id(self)}.log"
+        self._req = self._resp = -1
+        self._log_path = workdir / f"{'student' if student else 'reference'}-{module}.log"
+        self._output_from = 0
+        self._calls = 0
+        self.timed_out = False
 
     # -- lifecycle -------------------------------------------------------------------
     def _start(self) -> None:
         self.scratch = make_scratch(self.files, self.workdir)
+        if self.student:
+            self.isolation.own(self.scratch)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        log = open(self._log_path, "wb")
-        limits = self.limits
-
-        def limit_child() -> None:
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-
+        log = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        self._output_from = 0
+        confinement = self.isolation.confinement(self.student, self.limits.rlimits(
+            self.isolation.process_limit(self.limits.processes)))
         bootstrap = (
             "import sys; sys.path.insert(0, sys.argv[1]); "
             "from autograder.worker import main; sys.exit(main(sys.argv[2:]))"
         )
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", bootstrap, str(HARNESS_ROOT), str(self.scratch), self.module,
-                 self.drivers, str(req_r), str(resp_w)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.scratch,
-                env=_scrubbed_env(self.scratch), pass_fds=(req_r, resp_w), start_new_session=True,
-                preexec_fn=limit_child,
+                [sys.executable, "-I", "-c", bootstrap, str(self.isolation.runtime), str(self.scratch), self.module,
+                 self.drivers, str(req_r), str(resp_w), "student" if self.student else "reference"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.scratch,
+                env=self.isolation.environment(self.scratch), pass_fds=(req_r, resp_w), start_new_session=True,
+                preexec_fn=confinement.apply,
             )
+        except OSError as exc:
+            self._req, self._resp = req_w, resp_r
+            self.stop()
+            raise AutograderError(f"cannot start a worker for {self.module}.py: {exc} "
+                                  "(can the worker user run this Python? see ./setup.sh)") from None
         finally:
-            os.close(req_r)
-            os.close(resp_w)
-            log.close()
-        self._requests = os.fdopen(req_w, "wb", buffering=0)
-        self._responses = os.fdopen(resp_r, "rb", buffering=0)
+            for fd in (req_r, resp_w, log):
+                os.close(fd)
+        LIVE_WORKERS.add(self.proc.pid)
+        self._req, self._resp = req_w, resp_r
+        try:
+            hello = protocol.read(_Deadline(self._resp, time.monotonic() + self.limits.startup_seconds, "startup"),
+                                  1 << 16)
+        except (EOFError, ProtocolError, StudentTimeout) as exc:
+            output = self.captured_output()
+            self.stop()
+            raise AutograderError(f"the worker for {self.module}.py failed to start ({type(exc).__name__}: {exc})"
+                                  f"\n{output}") from None
+        self.isolation.observe_worker(hello)
 
     def stop(self) -> None:
-        """Kill the worker's whole process group and forget it."""
+        """Kill the worker, everything it started, and forget it."""
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            pid = self.proc.pid
+            for kill in (os.kill, os.killpg):  # the worker may have left its process group
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            reaper.kill(self.isolation.leftovers({pid}, LIVE_WORKERS - {pid}))
             self.proc.wait()
+            LIVE_WORKERS.discard(pid)
             self.proc = None
-        for stream in (self._requests, self._responses):
-            if stream is not None:
-                stream.close()
-        self._requests = self._responses = None
+        for fd in (self._req, self._resp):
+            if fd >= 0:
+                os.close(fd)
+        self._req = self._resp = -1
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
 
     def captured_output(self) -> str:
-        """What the student's code printed, cut to the output limit."""
+        """What the code printed during the latest call, cut to the output limit."""
         try:
             with open(self._log_path, "rb") as fh:
+                fh.seek(self._output_from)
                 data = fh.read(self.limits.output_bytes + 1)
-        except FileNotFoundError:
+        except OSError:
             return ""
         text = data[: self.limits.output_bytes].decode("utf-8", "replace")
         return text + ("\n[... output truncated ...]" if len(data) > self.limits.output_bytes else "")
@@ -131,50 +173,87 @@ class WorkerHandle:
     # -- calls -----------------------------------------------------------------------
     def call(self, driver: str, args: dict, timeout: float) -> dict:
         """Run ``driver`` in the worker; return its plain-data result or raise a StudentError."""
+        if self.limits.max_call_seconds is not None:
+            timeout = min(timeout, self.limits.max_call_seconds)
+        if self.timed_out and self.student:
+            timeout = min(timeout, self.limits.retry_seconds)
         if self.proc is None:
             self._start()
+        self._calls += 1
         try:
-            self._requests.write(protocol.encode({"driver": driver, "args": args}))
-        except (BrokenPipeError, OSError):
-            return self._died()
+            self._output_from = os.path.getsize(self._log_path)
+        except OSError:
+            self._output_from = 0
+        message = (f"{self.module}.py did not finish within {timeout:g} s (time limit"
+                   + (", shortened because it already ran out of time in an earlier test)" if self.timed_out else ")"))
         deadline = time.monotonic() + timeout
-        remaining = timeout
-        ready, _, _ = select.select([self._responses], [], [], max(remaining, 0))
-        if not ready or time.monotonic() > deadline + 1.0:
-            self.stop()
-            raise StudentTimeout(f"{self.module}.py did not finish within {timeout:g} s (time limit)")
+        limit_cpu(self.proc.pid, timeout, self.isolation.privileged)
         try:
-            response = protocol.read(self._responses, self.limits.response_bytes)
-        except EOFError:
+            self._send(protocol.encode({"id": self._calls, "driver": driver, "args": args}), deadline, message)
+            response = protocol.read(_Deadline(self._resp, deadline, message), self.limits.response_bytes)
+        except StudentTimeout:
+            self.timed_out = True
+            self.stop()
+            raise
+        except (EOFError, BrokenPipeError):
             return self._died()
         except ProtocolError as exc:
             self.stop()
-            raise InvalidReturn(f"{self.module}.py: the worker's answer could not be read ({exc})") from None
+            raise InvalidReturn(f"{self.module}.py broke the channel to the grader\n({exc})") from None
+        except BaseException:  # e.g. the test's own time guard: never leave a call half-read
+            self.stop()
+            raise
+        self._clean_up_after_call()
         return self._unwrap(response)
 
+    def _send(self, data: bytes, deadline: float, message: str) -> None:
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [self._req], [], remaining)[1]:
+                raise StudentTimeout(message)
+            view = view[os.write(self._req, view[: 1 << 16]):]
+
+    def _clean_up_after_call(self) -> None:
+        """Whatever the call left running (children, double-forked daemons) dies before the next one."""
+        pid = self.proc.pid
+        reaper.kill(self.isolation.leftovers({pid}, LIVE_WORKERS))
+
     def _died(self) -> dict:
-        code = self.proc.wait() if self.proc is not None else None
+        try:
+            code = self.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            code = None  # alive, but it closed its end of the channel
         self.stop()
-        if code is not None and code < 0:
-            how = f"was killed by signal {signal.Signals(-code).name}"
+        if code is None:
+            raise StudentCrash(f"{self.module}.py crashed: it closed the channel to the grader")
+        if code < 0:
+            name = signal.Signals(-code).name
+            why = {"SIGXCPU": ", out of CPU time", "SIGXFSZ": f", over the {self.limits.file_bytes // MiB} MiB "
+                   "limit on output and files", "SIGKILL": " (out of memory or time?)"}.get(name, "")
+            how = f"was killed by signal {name}{why}"
         else:
-            how = f"exited with status {code}"
-        raise StudentCrash(f"{self.module}.py: the process running your code {how} (did it call os._exit or exit?)")
+            how = f"exited with status {code} (did it call exit() or os._exit()?)"
+        raise StudentCrash(f"{self.module}.py crashed: the process running it {how}")
 
     def _unwrap(self, response: dict) -> dict:
-        if not isinstance(response, dict) or type(response.get("ok")) is not bool:
+        if not isinstance(response, dict) or type(response.get("ok")) is not bool or response.get("id") != self._calls:
             self.stop()
-            raise InvalidReturn(f"{self.module}.py: the worker's answer is malformed")
+            raise InvalidReturn(f"{self.module}.py broke the channel to the grader\n(the answer is malformed)")
         if response["ok"]:
             result = response.get("result")
             if not isinstance(result, dict):
-                raise InvalidReturn(f"{self.module}.py: the worker's answer is malformed")
+                raise InvalidReturn(f"{self.module}.py broke the channel to the grader\n(the answer is malformed)")
             return result
         kind = response.get("kind")
         message = str(response.get("message", ""))
         tb = str(response.get("traceback", ""))
         if kind == "invalid":
-            raise InvalidReturn(message)
+            raise InvalidReturn(f"{self.module}.py returned a value that cannot be graded\n{message}")
         if kind in ("crash", "import"):
-            raise StudentCrash(message + (f"\n\n{tb}" if tb and tb != message else ""))
+            # The worker is the student's process: its words are checked, and the first line,
+            # all that hidden tests show, is always one of ours.
+            what = message.removeprefix(f"{self.module}.py ")
+            what = what if what in CRASH_PHRASES else "raised an exception"
+            raise StudentCrash(f"{self.module}.py {what}" + (f"\n{tb}" if tb else ""))
         raise AutograderError(f"worker for {self.module}.py reported a harness fault: {message}\n{tb}")

@@ -31,6 +31,7 @@ def student_traceback(exc: BaseException, package_dir: Path) -> str:
         if frame.line:
             lines.append(f"    {frame.line}\n")
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    detail = detail.replace(f"{package_dir}{os.sep}", "")  # a SyntaxError names the file by its full path
     if not lines:
         return detail
     return "Traceback (your code only):\n" + "".join(lines) + detail
@@ -41,6 +42,9 @@ def _error(kind: str, message: str, tb: str = "") -> dict:
 
 
 class Worker:
+    """Serves one student module; the module is imported at the first request, so that its
+    import time counts against that call's time limit."""
+
     def __init__(self, scratch: Path, module: str, drivers_module: str):
         self.package_dir = (scratch / "submission").resolve()
         self.module_name = module
@@ -48,15 +52,17 @@ class Worker:
         self.context = self.drivers.WorkerContext()
         self.student = None
         self.import_error: dict | None = None
+
+    def _import(self) -> None:
         try:
-            self.student = importlib.import_module(f"submission.{module}")
+            self.student = importlib.import_module(f"submission.{self.module_name}")
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
-            self.import_error = _error(
-                "import", f"{module}.py failed to import: {type(exc).__name__}: {exc}",
-                student_traceback(exc, self.package_dir),
-            )
+            self.import_error = _error("import", f"{self.module_name}.py failed to import",
+                                       student_traceback(exc, self.package_dir))
 
     def handle(self, request: dict) -> dict:
+        if self.student is None and self.import_error is None:
+            self._import()
         if self.import_error is not None:
             return self.import_error
         name = request.get("driver")
@@ -67,34 +73,53 @@ class Worker:
             return {"ok": True, "result": driver(self.student, self.context, request.get("args", {}))}
         except InvalidReturn as exc:
             return _error("invalid", str(exc))
+        except AttributeError as exc:
+            if getattr(exc, "obj", None) is not self.student:
+                return self._fault(exc)
+            return _error("crash", f"{self.module_name}.py does not define a function the test needs",
+                          f"AttributeError: module has no attribute {exc.name!r}")
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt from student code too
-            tb = student_traceback(exc, self.package_dir)
-            ours = traceback.format_exc()
-            if "Traceback (your code only)" not in tb and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                return _error("harness", f"{type(exc).__name__}: {exc}", ours)
-            what = "called sys.exit()" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}: {exc}"
-            return _error("crash", f"{self.module_name}.py {what}", tb)
+            return self._fault(exc)
+
+    def _fault(self, exc: BaseException) -> dict:
+        tb = student_traceback(exc, self.package_dir)
+        ours = traceback.format_exc()
+        if "Traceback (your code only)" not in tb and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            return _error("harness", f"{type(exc).__name__}: {exc}", ours)
+        # The first line is ours alone: hidden tests show only that line to students.
+        what = "called exit()" if isinstance(exc, SystemExit) else "raised an exception"
+        return _error("crash", f"{self.module_name}.py {what}", tb)
 
 
 def main(argv: list[str]) -> int:
-    scratch, module, drivers_module, req_fd, resp_fd = argv
+    scratch, module, drivers_module, req_fd, resp_fd, role = argv
     scratch_path = Path(scratch)
-    sys.path[:0] = [str(scratch_path), str(scratch_path / "submission")]
     requests = os.fdopen(int(req_fd), "rb", buffering=0)
     responses = os.fdopen(int(resp_fd), "wb", buffering=0)
     import torch
 
     torch.set_num_threads(1)
     worker = Worker(scratch_path, module, drivers_module)
+    try:
+        netns = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        netns = None
+    protocol.write(responses, {"ok": True, "hello": True, "student": role == "student", "netns": netns,
+                               "uid": os.getuid()})
+    # Only now, with the harness's modules loaded, can the submission's folder shadow nothing of ours.
+    sys.path[len(sys.path):] = [str(scratch_path), str(scratch_path / "submission")]
     while True:
         try:
             request = protocol.read(requests, REQUEST_LIMIT)
         except EOFError:
             return 0
         response = worker.handle(request)
+        response["id"] = request.get("id")
         try:
             payload = protocol.encode(response)
         except (ValueError, protocol.ProtocolError) as exc:
-            payload = protocol.encode(_error("invalid", f"the returned value cannot be graded: {exc}"))
+            why = "it holds NaN or infinity where a number is due" if isinstance(exc, ValueError) else str(exc)
+            payload = protocol.encode({**_error("invalid", f"the returned value cannot be graded: {why}"),
+                                       "id": request.get("id")})
         responses.write(payload)
         responses.flush()

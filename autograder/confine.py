@@ -1,0 +1,83 @@
+"""What a worker process is confined by, applied in the child between fork and exec.
+
+``Confinement.apply`` runs as ``preexec_fn``: resource limits first, then (when the harness is
+root) a private network and IPC namespace, then the switch to the unprivileged worker user,
+then ``no_new_privs`` (setuid binaries gain nothing) and a parent-death signal (a worker never
+outlives the harness).  It must not raise for an optional layer: the harness learns what held
+from the worker's hello message (its user and network namespace), not from here.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+from dataclasses import dataclass, field
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+_prctl = _libc.prctl
+_unshare = _libc.unshare
+
+
+@dataclass(frozen=True)
+class Confinement:
+    rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
+    uid: int | None = None          # switch to this user (and ``gid``, no supplementary groups)
+    gid: int | None = None
+    private_network: bool = False   # try unshare(CLONE_NEWNET | CLONE_NEWIPC); needs root
+    umask: int = 0o077
+
+    def apply(self) -> None:
+        """Runs in the forked child, before exec."""
+        os.umask(self.umask)
+        for which, (soft, hard) in self.rlimits.items():
+            _set_limit(which, soft, hard)
+        if self.private_network and _unshare(CLONE_NEWNET | CLONE_NEWIPC) != 0:
+            _unshare(CLONE_NEWNET)
+        if self.uid is not None:
+            os.setgroups([])
+            os.setresgid(self.gid, self.gid, self.gid)
+            os.setresuid(self.uid, self.uid, self.uid)
+        _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)  # after the uid switch, which clears it
+
+
+def _set_limit(which: int, soft: int, hard: int) -> None:
+    """setrlimit, or as close as an unprivileged process may go: never above the current hard limit."""
+    try:
+        resource.setrlimit(which, (soft, hard))
+    except (ValueError, OSError):
+        current = resource.getrlimit(which)[1]
+        inf = resource.RLIM_INFINITY
+        soft = current if soft == inf else soft if current == inf else min(soft, current)
+        resource.setrlimit(which, (soft, current))
+
+
+def net_namespace(pid: int | str = "self") -> int | None:
+    """The inode of a process's network namespace (equal inodes: the same network)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        fields = fh.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def limit_cpu(pid: int, seconds: float, privileged: bool) -> None:
+    """Let ``pid`` use ``seconds`` more CPU time: SIGXCPU then, SIGKILL 2 s later (root only:
+    an unprivileged harness cannot raise a hard limit again, so it sets the soft one alone)."""
+    try:
+        soft = int(cpu_seconds(pid) + seconds) + 1
+        hard = soft + 2 if privileged else resource.RLIM_INFINITY
+        resource.prlimit(pid, resource.RLIMIT_CPU, (soft, hard))
+    except (OSError, ValueError):
+        pass  # the worker just died; the call will report it

@@ -1,0 +1,360 @@
+"""Who student code runs as, what it can read, and what is cleaned up after it.
+
+When the harness runs as root (Gradescope, CI) each grading run takes one of the unprivileged
+users ``ag-worker-0`` ... that ``setup.sh`` creates, exclusively (a lock file per user), so two
+grades on one machine never share a user.  Student workers run as that user in their own
+scratch folder; the modules a worker needs are copied into a root-owned, world-readable
+*runtime* folder, so the harness tree itself can be locked (``lock_tree``: no access for other
+users except the traverse bit and ``.venv``).  On Gradescope the tree, the submission and the
+results folder are locked at every grade; elsewhere locking is explicit
+(``python -m autograder.isolation lock DIR``) because it changes a checkout's permissions.
+
+Without root nothing can switch users: the harness says which protections are off.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import errno
+import fcntl
+import os
+import pwd
+import resource
+import secrets
+import shutil
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import reaper
+from autograder.confine import Confinement, net_namespace
+from autograder.errors import AutograderError
+
+HARNESS_ROOT = Path(__file__).resolve().parent.parent
+GRADESCOPE = Path("/autograder")
+WORKER_USER_PREFIX = "ag-worker-"
+MAX_WORKER_USERS = 16
+LOCK_DIRS = (Path("/run/autograder"), Path("/var/tmp/autograder-locks"))
+# Modules are found from these by following their ``autograder`` imports; data files are listed.
+RUNTIME_ENTRY = ("autograder.worker",)
+RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
+PROTECTED = ("tests_hidden", "reference_solution", "autograder")   # what "locked" is checked on
+MARKER_VAR = "AUTOGRADER_WORKER"
+
+
+def on_gradescope() -> bool:
+    return HARNESS_ROOT == GRADESCOPE / "source" and (GRADESCOPE / "results").is_dir()
+
+
+# -- worker users --------------------------------------------------------------------------
+@dataclass
+class Identity:
+    name: str
+    uid: int
+    gid: int
+    lock_fd: int
+
+    def release(self) -> None:
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)  # closing drops the flock
+            self.lock_fd = -1
+
+
+def worker_users() -> list[pwd.struct_passwd]:
+    users = []
+    for i in range(MAX_WORKER_USERS):
+        try:
+            users.append(pwd.getpwnam(f"{WORKER_USER_PREFIX}{i}"))
+        except KeyError:
+            continue
+    return [u for u in users if u.pw_uid != 0 and u.pw_gid != 0]
+
+
+def _lock_dir() -> Path:
+    """A folder for the users' lock files that only root can write."""
+    for path in LOCK_DIRS:
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022:
+            return path
+    raise AutograderError(f"none of {[str(p) for p in LOCK_DIRS]} is a folder only root can write")
+
+
+def acquire_identity(wait: float = 600.0) -> Identity | None:
+    """An unprivileged worker user no other grading run holds; None if setup.sh created none."""
+    users = worker_users()
+    if not users:
+        return None
+    locks = _lock_dir()
+    deadline = time.monotonic() + wait
+    while True:
+        for user in users:
+            fd = os.open(locks / f"{user.pw_name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                continue
+            return Identity(user.pw_name, user.pw_uid, user.pw_gid, fd)
+        if time.monotonic() > deadline:
+            raise AutograderError(f"all {len(users)} worker users are busy with other grading runs")
+        time.sleep(0.2)
+
+
+# -- the worker's runtime ------------------------------------------------------------------
+def _module_path(module: str) -> Path:
+    base = HARNESS_ROOT.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] == "autograder"}
+
+
+def runtime_files(drivers: str) -> list[str]:
+    """Paths, relative to the harness root, of what a worker imports or reads."""
+    todo, modules = [*RUNTIME_ENTRY, drivers], set()
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # the packages on the way, then the module itself
+            prefix = ".".join(parts[:i])
+            if prefix not in modules and _module_path(prefix).is_file():
+                modules.add(prefix)
+                todo.extend(_imports(_module_path(prefix)))
+    files = {str(_module_path(m).relative_to(HARNESS_ROOT)) for m in modules}
+    return sorted(files | set(RUNTIME_DATA))
+
+
+def build_runtime(dest: Path, drivers: str) -> Path:
+    """A root-owned, world-readable copy of the worker's runtime (no tests, no reference)."""
+    import py_compile
+
+    for rel in runtime_files(drivers):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HARNESS_ROOT / rel, target)
+        if target.suffix == ".py":
+            py_compile.compile(str(target), doraise=True)
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest
+
+
+# -- locking a tree ------------------------------------------------------------------------
+def _entries(root: Path, skip: set[Path]):
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if here / d not in skip and not (here / d).is_symlink()]
+        for name in dirnames + filenames:
+            path = here / name
+            if path not in skip and not path.is_symlink():
+                yield path
+
+
+def lock_tree(root: Path, exposed: tuple[Path, ...] = ()) -> None:
+    """Take every permission of "other" users away under ``root`` except: traverse on ``root``,
+    the virtual environment ``root/.venv`` untouched, and ``exposed`` files readable."""
+    root = Path(root).resolve()
+    for path in _entries(root, {root / ".venv", *exposed}):
+        path.chmod(os.lstat(path).st_mode & 0o7770)
+    root.chmod((os.lstat(root).st_mode & 0o7770) | 0o001)
+    for path in exposed:
+        path = Path(path)
+        path.chmod(os.lstat(path).st_mode | 0o004)
+        for parent in path.parents:
+            if parent == root or root not in parent.parents:
+                break
+            parent.chmod(os.lstat(parent).st_mode | 0o001)
+
+
+def unlock_tree(root: Path) -> None:
+    """Undo ``lock_tree``: other users get the read and execute bits the owner has."""
+    root = Path(root).resolve()
+    for path in [root, *_entries(root, {root / ".venv"})]:
+        mode = os.lstat(path).st_mode
+        path.chmod(mode | (mode & 0o500) >> 6)
+
+
+def tree_locked(root: Path = HARNESS_ROOT) -> bool:
+    return all(not (root / p).exists() or os.lstat(root / p).st_mode & 0o005 == 0 for p in PROTECTED)
+
+
+def checkpoint_paths() -> tuple[Path, ...]:
+    """Checkpoint files named by the assignment: workers read them, so a lock leaves them readable."""
+    from autograder.config import load_assignment
+
+    models = load_assignment().models.values()
+    return tuple(Path(m["path"]).resolve() for m in models if isinstance(m, dict) and m.get("kind") == "checkpoint")
+
+
+def prepare_gradescope() -> list[str]:
+    """Lock the tree, the submission and the results folder; root on Gradescope only."""
+    lock_tree(HARNESS_ROOT, checkpoint_paths())
+    for path, mode in ((GRADESCOPE / "results", 0o700), (GRADESCOPE / "submission", 0o700),
+                       (GRADESCOPE / "submission_metadata.json", 0o600)):
+        if path.exists() and not path.is_symlink():
+            path.chmod(mode)
+    GRADESCOPE.chmod(0o711)
+    return ["isolation: locked /autograder/source, /autograder/submission and /autograder/results"]
+
+
+def missing_traverse(paths: list[Path]) -> list[Path]:
+    """Directories on the way to ``paths`` (as named and as resolved) that other users cannot enter."""
+    lacking = []
+    for path in paths:
+        for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+            for parent in reversed(candidate.parents):
+                if os.stat(parent).st_mode & 0o001 == 0 and parent not in lacking:
+                    lacking.append(parent)
+    return lacking
+
+
+# -- one grading run -----------------------------------------------------------------------
+@dataclass
+class Isolation:
+    """The isolation of one grading run: its worker user, runtime folder and leftover sweep."""
+
+    workdir: Path
+    runtime: Path
+    identity: Identity | None
+    privileged: bool
+    marker: str = field(default_factory=lambda: secrets.token_hex(12))
+    network: str = "unknown"            # "off" / "on", learnt from the first student worker
+
+    @classmethod
+    def start(cls, workdir: Path, drivers: str, require: bool | None = None) -> "Isolation":
+        privileged = os.geteuid() == 0
+        require = on_gradescope() if require is None else require
+        identity = acquire_identity() if privileged else None
+        if require and identity is None:
+            raise AutograderError("isolation is required but no worker user exists (run ./setup.sh as root)")
+        try:
+            reaper.set_subreaper()
+            workdir.chmod(0o711)
+            iso = cls(workdir, build_runtime(workdir / "runtime", drivers), identity, privileged)
+            if identity is not None:
+                iso.sweep()  # whatever a crashed earlier run may have left
+        except BaseException:
+            if identity is not None:
+                identity.release()
+            raise
+        return iso
+
+    def confinement(self, student: bool, rlimits: dict[int, tuple[int, int]]) -> Confinement:
+        as_user = student and self.identity is not None
+        return Confinement(rlimits=rlimits, uid=self.identity.uid if as_user else None,
+                           gid=self.identity.gid if as_user else None, private_network=self.privileged)
+
+    def own(self, path: Path) -> None:
+        """Give a student scratch folder to the worker user (and to nobody else)."""
+        if self.identity is None:
+            return
+        for p in [path, *path.rglob("*")]:
+            os.lchown(p, self.identity.uid, self.identity.gid)
+
+    def environment(self, home: Path) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(home), "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1", MARKER_VAR: self.marker,
+        }
+        for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine-specific BLAS fixes
+            if key in os.environ:
+                env[key] = os.environ[key]
+        return env
+
+    def process_limit(self, wanted: int) -> int:
+        """RLIMIT_NPROC counts every process of a user: without a worker user, leave room for ours."""
+        if self.identity is not None:
+            return wanted
+        mine = sum(p.threads for p in reaper.scan().values() if os.getuid() in p.uids)  # it counts threads
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        return mine + wanted if hard == resource.RLIM_INFINITY else min(mine + wanted, hard)
+
+    def observe_worker(self, hello: dict) -> None:
+        if self.network == "unknown" and hello.get("student"):
+            same = hello.get("netns") == net_namespace()
+            self.network = "on" if same else "off"
+
+    def leftovers(self, roots: set[int], spare: set[int]) -> reaper.Target:
+        uid = self.identity.uid if self.identity else None
+        return reaper.Target(frozenset(roots), uid, f"{MARKER_VAR}={self.marker}".encode(),
+                             whole_uid=False, spare=frozenset(spare))
+
+    def sweep(self) -> int:
+        """Kill every process of this run's worker user and remove its files; returns the kills."""
+        if self.identity is None:
+            return reaper.kill(self.leftovers(set(), set()))
+        killed = reaper.kill(reaper.Target(uid=self.identity.uid, whole_uid=True))
+        reaper.remove_files_of(self.identity.uid)
+        return killed
+
+    def close(self) -> None:
+        try:
+            self.sweep()
+        finally:
+            if self.identity is not None:
+                self.identity.release()
+
+    def report(self) -> list[str]:
+        lines = []
+        if self.identity is not None:
+            lines.append(f"isolation: student code runs as {self.identity.name} (uid {self.identity.uid}), "
+                         f"network {self.network}")
+        off = []
+        if not self.privileged:
+            off.append("not running as root, so student code runs as this user: it can read what you can "
+                       "(hidden tests, reference solution), signal the grader, and keep the network; a leftover "
+                       "process that clears its environment and leaves its session may survive")
+        elif self.identity is None:
+            off.append("no worker user (run ./setup.sh as root): student code runs as root with limits only")
+        elif not tree_locked():
+            off.append(f"the harness tree {HARNESS_ROOT} is not locked, so the worker user can read it "
+                       "(locked automatically on Gradescope; elsewhere: python -m autograder.isolation lock)")
+        if self.network == "on" and self.privileged:
+            off.append("network: this machine does not allow a private network namespace, so workers keep the network")
+        if off:
+            lines.append("isolation: protections off: " + "; ".join(off))
+        return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.isolation", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("lock", "unlock", "status", "traverse"))
+    parser.add_argument("root", nargs="?", type=Path, default=HARNESS_ROOT)
+    parser.add_argument("--grant", action="store_true", help="traverse: add o+x where it is missing")
+    args = parser.parse_intermixed_args(argv)
+    if args.action == "lock":
+        lock_tree(args.root, checkpoint_paths() if args.root.resolve() == HARNESS_ROOT else ())
+    elif args.action == "unlock":
+        unlock_tree(args.root)
+    elif args.action == "traverse":
+        venv = args.root / ".venv"
+        lacking = missing_traverse([venv / "bin" / "python", venv / "lib"])
+        for path in lacking:
+            if args.grant:
+                path.chmod(os.stat(path).st_mode | 0o001)
+            sys.stdout.write(f"{'granted' if args.grant else 'missing'} traverse (o+x) on {path}\n")
+    status = {"users": [u.pw_name for u in worker_users()], "locked": tree_locked(args.root)}
+    sys.stdout.write(f"{args.action}: {args.root}: worker users {status['users'] or 'none'}; "
+                     f"tree {'locked' if status['locked'] else 'not locked'}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

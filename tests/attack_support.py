@@ -1,0 +1,176 @@
+"""Helpers of the attack suite: build attack submissions, grade them, check the machine is clean."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+from autograder import context, isolation, reaper
+from autograder.runner import grade
+from conftest import ROOT, TEMPLATE, FIXTURES, strict_json
+
+ATTACKS = FIXTURES / "attacks"
+STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
+TREE_PARTS = ("autograder", "tests_hidden", "reference_solution", "student_template", "run_autograder",
+              "setup.sh", "requirements.txt", "pyproject.toml", "README.md")
+STASH = Path("/tmp/ag-attack-leak.txt")   # where the leak attack tries to keep data between processes
+
+
+def build_attack(name: str, dest: Path) -> Path:
+    """The template with each attack file appended to the file of the same name: every point
+    such a submission earns is stolen, since the template alone earns none."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for filename in STUDENT_FILES:
+        text = (TEMPLATE / filename).read_text()
+        attack = ATTACKS / name / filename
+        if attack.is_file():
+            text += "\n\n# ---- attack (tests/fixtures/attacks/" + name + ") ----\n" + attack.read_text()
+        (dest / filename).write_text(text)
+    return dest
+
+
+def open_dir(parent: str = "/tmp", prefix: str = "ag-attack-") -> Path:
+    """A fresh root-owned folder other users may traverse but not list or write."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    path.chmod(0o711)
+    return path
+
+
+def check_results_file(path: Path) -> dict:
+    """Strict JSON, under 1 MiB, in Gradescope's schema, with finite scores within their bounds."""
+    raw = path.read_bytes()
+    assert len(raw) < 1024 * 1024, f"{path} is {len(raw)} bytes"
+    data = strict_json(raw.decode())
+    assert isinstance(data["tests"], list) and data["tests"]
+    assert math.isfinite(data["score"]) and isinstance(data["execution_time"], float)
+    for t in data["tests"]:
+        assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t), t
+        assert t["status"] in ("passed", "failed") and t["visibility"] in isolation_visibilities()
+        assert math.isfinite(t["score"]) and 0 <= t["score"] <= max(t["max_score"], 2.0)
+    return data
+
+
+def isolation_visibilities() -> tuple[str, ...]:
+    return ("hidden", "after_due_date", "after_published", "visible")
+
+
+def grade_here(submission: Path, results: Path, only: set[str], timeout: float | None = None):
+    """Grade in this process (the developer's unlocked tree); write and check results.json."""
+    saved, saved_limits = tempfile.tempdir, context.DEFAULT_LIMITS
+    tempfile.tempdir = str(open_dir())
+    if timeout is not None:
+        context.DEFAULT_LIMITS = dataclasses.replace(saved_limits, max_call_seconds=timeout)
+    try:
+        outcome, log = grade(submission, only=frozenset(only))
+        leftovers = [p for p in Path(tempfile.tempdir).iterdir() if p.name != "data-gym-cache"]  # tiktoken's cache
+        assert not leftovers, f"grading left {leftovers}"
+    finally:
+        shutil.rmtree(tempfile.tempdir, ignore_errors=True)
+        tempfile.tempdir, context.DEFAULT_LIMITS = saved, saved_limits
+    outcome.write(results)
+    return check_results_file(results), "\n".join(log)
+
+
+class LockedTree:
+    """A copy of the harness laid out and locked as on Gradescope, graded through subprocesses."""
+
+    def __init__(self) -> None:
+        self.base = open_dir()
+        self.root = self.base / "source"
+        self.root.mkdir()
+        for part in TREE_PARTS:
+            src = ROOT / part
+            if src.is_dir():
+                shutil.copytree(src, self.root / part, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, self.root / part)
+        (self.root / ".venv").symlink_to((ROOT / ".venv").resolve(), target_is_directory=True)
+        isolation.lock_tree(self.root)
+        self.results_dir = open_dir(prefix="ag-results-")
+        self.results_dir.chmod(0o755)   # as readable as Gradescope's, but not writable by others
+
+    def fingerprint(self) -> dict[str, tuple[int, bytes]]:
+        """Mode and content of every file of the tree (the venv and the harness's bytecode aside)."""
+        out = {}
+        for path in sorted(self.root.rglob("*")):
+            parts = path.relative_to(self.root).parts
+            if ".venv" in parts or "__pycache__" in parts or path.is_symlink() or not path.is_file():
+                continue
+            out[str(path.relative_to(self.root))] = (path.stat().st_mode, path.read_bytes())
+        return out
+
+    def run(self, submission: Path, only: set[str] | None = None) -> tuple[dict, str, Path]:
+        """Grade with the tree's own harness: ./run_autograder, or ``grade(only=...)``."""
+        results = self.results_dir / "results.json"
+        tmp = open_dir()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": str(tmp), "LANG": "C.UTF-8"}
+        if only is None:
+            cmd = [str(self.root / "run_autograder"), "--submission", str(submission), "--results", str(results)]
+        else:
+            code = ("import sys; from pathlib import Path; from autograder.runner import grade; "
+                    "r, log = grade(Path(sys.argv[1]), only=frozenset(sys.argv[3:])); "
+                    "r.write(Path(sys.argv[2])); print('\\n'.join(log))")
+            cmd = [str(self.root / ".venv/bin/python"), "-c", code, str(submission), str(results), *sorted(only)]
+            env["PYTHONPATH"] = str(self.root)
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+            left = [p.name for p in tmp.iterdir() if p.name != "data-gym-cache"]  # tiktoken's cache
+            assert not left, f"grading left {left} behind"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return check_results_file(results), proc.stdout, results
+
+    def close(self) -> None:
+        isolation.unlock_tree(self.root)
+        shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(self.results_dir, ignore_errors=True)
+
+
+def worker_uids() -> set[int]:
+    return {u.pw_uid for u in isolation.worker_users()}
+
+
+def machine_leftovers() -> list[str]:
+    """Live processes of the worker users and files they own where anyone can write."""
+    uids = worker_uids()
+    found = [f"process {p.pid} (uids {sorted(p.uids)})" for p in reaper.scan().values()
+             if p.uids & uids and not p.dead]
+    stack = [r for r in reaper.WORLD_WRITABLE_ROOTS if r.is_dir()]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid in uids:
+                found.append(f"file {entry.path} owned by uid {info.st_uid}")
+            elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IWOTH:
+                stack.append(Path(entry.path))
+    if STASH.exists():
+        found.append(f"file {STASH}")
+    return found
+
+
+def outputs(results: dict, visible_only: bool = False) -> str:
+    """All test outputs (or those students can ever see) as one string."""
+    return "\n".join(t["output"] for t in results["tests"] if not visible_only or t["visibility"] != "hidden")
+
+
+def by_id(results: dict) -> dict[str, dict]:
+    return {t["name"].split(":", 1)[0]: t for t in results["tests"]}
+
+
+def dump(results: dict) -> str:
+    return json.dumps(results, indent=1)[:4000]

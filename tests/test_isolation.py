@@ -1,0 +1,128 @@
+"""The isolation pieces on their own: the worker runtime, tree locking, the leftover reaper,
+the results failsafe and the time budget of a submission that never returns."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import failsafe, isolation, reaper
+from autograder.config import load_assignment
+from autograder.confine import Confinement
+from autograder.sandbox import Limits
+from attack_support import open_dir
+from conftest import ROOT, strict_json
+
+ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not isolation.worker_users(),
+                                     reason="needs root and the ag-worker users of ./setup.sh")
+
+
+def test_the_worker_runtime_holds_what_workers_import_and_nothing_else():
+    files = isolation.runtime_files(load_assignment().drivers)
+    for needed in ("autograder/worker.py", "autograder/protocol.py", "autograder/q6/drivers.py",
+                   "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/data/natural_train.txt"):
+        assert needed in files
+    for secret in ("checks.py", "laws.py", "snippets.py", "config.py", "runner.py", "testing.py", "stats.py",
+                   "natural_test.txt", "tests_hidden", "reference_solution"):
+        assert not any(secret in f for f in files), secret
+
+
+def test_lock_and_unlock_a_tree(tmp_path):
+    root = tmp_path / "tree"
+    for rel in ("tests_hidden/a.py", "reference_solution/b.py", "autograder/c.py", "model/ckpt.bin"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    venv = tmp_path / "venv"
+    venv.mkdir(mode=0o755)
+    (root / ".venv").symlink_to(venv)
+    assert not isolation.tree_locked(root)
+    isolation.lock_tree(root, exposed=(root / "model/ckpt.bin",))
+    assert isolation.tree_locked(root)
+    assert os.stat(root).st_mode & 0o007 == 0o001               # traverse only
+    assert os.stat(root / "tests_hidden/a.py").st_mode & 0o007 == 0
+    assert os.stat(root / "model/ckpt.bin").st_mode & 0o004      # a checkpoint stays readable
+    assert os.stat(venv).st_mode & 0o777 == 0o755                # the venv is not touched
+    isolation.unlock_tree(root)
+    assert not isolation.tree_locked(root)
+    assert os.stat(root / "tests_hidden/a.py").st_mode & 0o004
+
+
+@ROOT_WITH_USERS
+def test_the_worker_user_can_read_the_runtime_but_not_a_locked_tree():
+    base = open_dir()  # pytest's own temporary folders are closed to other users altogether
+    tree = base / "tree"
+    for rel in ("tests_hidden/assignment.yml", "reference_solution/sample.py", "autograder/config.py"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text("secret")
+    isolation.lock_tree(tree)
+    runtime = isolation.build_runtime(base / "runtime", "autograder.q6.drivers")
+    user = isolation.worker_users()[-1]
+    probe = ("import sys\nfor p in sys.argv[1:]:\n    try:\n        open(p).read(); print('READ', p)\n"
+             "    except OSError as e:\n        print('DENIED', p, type(e).__name__)\n")
+    targets = [tree / "tests_hidden/assignment.yml", tree / "reference_solution/sample.py",
+               tree / "autograder/config.py", runtime / "autograder/q6/drivers.py"]
+    out = subprocess.run([sys.executable, "-I", "-c", probe, *map(str, targets)], cwd="/", capture_output=True,
+                         text=True, preexec_fn=Confinement(uid=user.pw_uid, gid=user.pw_gid).apply).stdout
+    shutil.rmtree(base)
+    assert out.count("DENIED") == 3 and f"READ {runtime}" in out, out
+
+
+def test_a_double_forked_setsid_daemon_is_found_and_killed():
+    reaper.set_subreaper()
+    marker = "AUTOGRADER_WORKER=test-" + str(os.getpid())
+    code = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+            "        time.sleep(60)\n    os._exit(0)\ntime.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={"AUTOGRADER_WORKER": marker.split("=")[1]})
+    time.sleep(1.0)
+    daemons = [p for p in reaper.scan().values() if p.ppid == os.getpid() and p.pid != proc.pid and not p.dead]
+    assert daemons, "the daemon was not re-parented to this process"
+    killed = reaper.kill(reaper.Target(frozenset({proc.pid}), marker=marker.encode()))
+    assert killed >= 2
+    proc.kill()
+    proc.wait()
+    assert not [p for p in reaper.scan().values() if p.pid in {d.pid for d in daemons} and not p.dead]
+
+
+def test_without_root_the_report_says_which_protections_are_off(tmp_path):
+    iso = isolation.Isolation(tmp_path, tmp_path, identity=None, privileged=False)
+    report = "\n".join(iso.report())
+    assert "protections off" in report and "not running as root" in report and "hidden tests" in report
+
+
+def test_failsafe_writes_a_zero_score_file_only_when_the_grader_did_not(tmp_path):
+    results = tmp_path / "out" / "results.json"
+    err = tmp_path / "stderr"
+    err.write_text("Traceback ...\nSegmentation fault")
+    started = time.time() - 1
+    failsafe.main([str(started), "139", str(err), "--submission", "x", "--results", str(results)])
+    data = strict_json(results.read_text())
+    assert data["score"] == 0 and [t["visibility"] for t in data["tests"]] == ["visible", "hidden"]
+    assert "Segmentation fault" in data["tests"][1]["output"] and "Segmentation" not in data["tests"][0]["output"]
+    good = {"score": 3.0, "tests": []}
+    results.write_text(json.dumps(good))
+    failsafe.main([str(started), "1", str(err), "--results", str(results)])
+    assert json.loads(results.read_text()) == good  # written by this run: kept
+    assert failsafe.results_path([]) == Path("/autograder/results/results.json")
+    assert failsafe.results_path(["--submission", "d"]) == Path("results.json")
+
+
+def test_a_submission_that_never_returns_is_graded_well_within_gradescopes_10_minutes():
+    """Each module's first timed-out call costs its test's limit; later ones the retry budget."""
+    assignment, limits = load_assignment(), Limits()
+    worst = 0.0
+    for module in {t.module for t in assignment.tests}:
+        timeouts = sorted((t.timeout for t in assignment.tests if t.module == module), reverse=True)
+        worst += timeouts[0] + sum(min(t, limits.retry_seconds) for t in timeouts[1:])
+    assert worst + 150 < 600, f"a never-returning submission could take {worst:.0f} s plus normal grading"
+
+
+def test_setup_creates_the_users_and_run_autograder_keeps_the_failsafe():
+    setup = (ROOT / "setup.sh").read_text()
+    assert "useradd --system" in setup and "autograder.isolation traverse --grant" in setup
+    assert "autograder/failsafe.py" in (ROOT / "run_autograder").read_text()
