@@ -179,12 +179,16 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
 
 
 def _printed(ctx: GradingContext) -> list[str]:
-    """What the student's code printed, module by module, for the staff log."""
+    """What the student's code printed, module by module, for the staff log.
+
+    Each line is shown as a JSON string literal, so nothing the student prints can pass for the
+    grader's own output (a forged results document, say) in the log.
+    """
     out = []
     for name in sorted(ctx.submission):
         text = ctx.student_output(name.removesuffix(".py"))
         if text.strip():
-            out.append(f"--- {name} printed ---\n{text.rstrip()}")
+            out.append(f"--- {name} printed (escaped) ---\n" + "\n".join(json.dumps(line) for line in text.rstrip().splitlines()))
     return out
 
 

@@ -11,6 +11,7 @@ killed, so one call's crash, exit, signal, timeout or fork cannot reach the next
 from __future__ import annotations
 
 import os
+import re
 import resource
 import select
 import shutil
@@ -29,6 +30,7 @@ from autograder.isolation import Isolation
 
 STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
 LIVE_WORKERS: set[int] = set()   # pids of running workers, across grading runs in this process
+RAISED = re.compile(r"raised [A-Za-z_][A-Za-z0-9_]{0,60}")  # "raised ValueError": a name, nothing more
 CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()", "does not define a function the test needs")
 GiB, MiB = 1024 ** 3, 1024 ** 2
 
@@ -254,6 +256,6 @@ class WorkerHandle:
             # The worker is the student's process: its words are checked, and the first line,
             # all that hidden tests show, is always one of ours.
             what = message.removeprefix(f"{self.module}.py ")
-            what = what if what in CRASH_PHRASES else "raised an exception"
+            what = what if what in CRASH_PHRASES or RAISED.fullmatch(what) else "raised an exception"
             raise StudentCrash(f"{self.module}.py {what}" + (f"\n{tb}" if tb else ""))
         raise AutograderError(f"worker for {self.module}.py reported a harness fault: {message}\n{tb}")

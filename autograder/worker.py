@@ -87,7 +87,7 @@ class Worker:
         if "Traceback (your code only)" not in tb and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
             return _error("harness", f"{type(exc).__name__}: {exc}", ours)
         # The first line is ours alone: hidden tests show only that line to students.
-        what = "called exit()" if isinstance(exc, SystemExit) else "raised an exception"
+        what = "called exit()" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}"
         return _error("crash", f"{self.module_name}.py {what}", tb)
 
 

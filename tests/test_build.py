@@ -35,13 +35,14 @@ def stripped_lines(text: str) -> set[str]:
 
 
 def hidden_test_lines() -> list[str]:
-    """Every statement line of the hidden tests' bodies: the code student.zip must not hold."""
+    """Every line of the hidden tests, decorators included: the code student.zip must not hold."""
     tree = ast.parse((ROOT / "tests_hidden" / "test_hidden.py").read_text())
     lines = (ROOT / "tests_hidden" / "test_hidden.py").read_text().splitlines()
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef):
-            out += [lines[i - 1].strip() for i in range(node.body[0].lineno, node.end_lineno + 1)]
+            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            out += [lines[i - 1].strip() for i in range(first, node.end_lineno + 1)]
     public = {line.strip() for line in (ROOT / "tests_hidden" / "test_public.py").read_text().splitlines()}
     return [line for line in out if len(line) > 20 and line not in public]
 
