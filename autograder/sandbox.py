@@ -30,7 +30,7 @@ from autograder.isolation import Isolation
 
 STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
 LIVE_WORKERS: set[int] = set()   # pids of running workers, across grading runs in this process
-RAISED = re.compile(r"raised [A-Za-z_][A-Za-z0-9_]{0,60}")  # "raised ValueError": a name, nothing more
+RAISED = re.compile(r"(raised |failed to import: )[A-Za-z_][A-Za-z0-9_]{0,60}")  # an exception's name, nothing more
 CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()", "does not define a function the test needs")
 GiB, MiB = 1024 ** 3, 1024 ** 2
 

@@ -57,7 +57,7 @@ class Worker:
         try:
             self.student = importlib.import_module(f"submission.{self.module_name}")
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
-            self.import_error = _error("import", f"{self.module_name}.py failed to import",
+            self.import_error = _error("import", f"{self.module_name}.py failed to import: {type(exc).__name__}",
                                        student_traceback(exc, self.package_dir))
 
     def handle(self, request: dict) -> dict:
