@@ -85,24 +85,30 @@ def _lock_dir() -> Path:
     raise AutograderError(f"none of {[str(p) for p in LOCK_DIRS]} is a folder only root can write")
 
 
+def try_identity(user: pwd.struct_passwd) -> Identity | None:
+    """``user`` for this run alone, or None while another grading run holds it."""
+    fd = os.open(_lock_dir() / f"{user.pw_name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return None
+    return Identity(user.pw_name, user.pw_uid, user.pw_gid, fd)
+
+
 def acquire_identity(wait: float = 600.0) -> Identity | None:
     """An unprivileged worker user no other grading run holds; None if setup.sh created none."""
     users = worker_users()
     if not users:
         return None
-    locks = _lock_dir()
     deadline = time.monotonic() + wait
     while True:
         for user in users:
-            fd = os.open(locks / f"{user.pw_name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                continue
-            return Identity(user.pw_name, user.pw_uid, user.pw_gid, fd)
+            identity = try_identity(user)
+            if identity is not None:
+                return identity
         if time.monotonic() > deadline:
             raise AutograderError(f"all {len(users)} worker users are busy with other grading runs")
         time.sleep(0.2)
