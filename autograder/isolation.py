@@ -24,6 +24,7 @@ import secrets
 import shutil
 import stat
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +232,24 @@ def missing_traverse(paths: list[Path]) -> list[Path]:
 
 
 # -- one grading run -----------------------------------------------------------------------
+_umask_lock = threading.Lock()
+_umask_state = {"runs": 0, "saved": 0o022}
+
+
+def _private_umask(entering: bool) -> None:
+    """While any grading run is open, whatever the harness creates (caches, logs, results) is
+    private to it: the worker user must not read what a test computed for another one."""
+    with _umask_lock:
+        if entering:
+            if _umask_state["runs"] == 0:
+                _umask_state["saved"] = os.umask(0o077)
+            _umask_state["runs"] += 1
+        else:
+            _umask_state["runs"] -= 1
+            if _umask_state["runs"] == 0:
+                os.umask(_umask_state["saved"])
+
+
 @dataclass
 class Isolation:
     """The isolation of one grading run: its worker user, runtime folder and leftover sweep."""
@@ -251,6 +270,8 @@ class Isolation:
             raise AutograderError("isolation is required but no worker user exists (run ./setup.sh as root)")
         try:
             reaper.set_subreaper()
+            if privileged:
+                _private_umask(True)
             workdir.chmod(0o711)
             iso = cls(workdir, build_runtime(workdir / "runtime", drivers), identity, privileged)
             if identity is not None:
@@ -258,6 +279,8 @@ class Isolation:
         except BaseException:
             if identity is not None:
                 identity.release()
+            if privileged:
+                _private_umask(False)
             raise
         return iso
 
@@ -316,6 +339,8 @@ class Isolation:
         finally:
             if self.identity is not None:
                 self.identity.release()
+            if self.privileged:
+                _private_umask(False)
 
     def report(self) -> list[str]:
         lines = []

@@ -126,3 +126,20 @@ def test_setup_creates_the_users_and_run_autograder_keeps_the_failsafe():
     setup = (ROOT / "setup.sh").read_text()
     assert "useradd --system" in setup and "autograder.isolation traverse --grant" in setup
     assert "autograder/failsafe.py" in (ROOT / "run_autograder").read_text()
+
+
+@ROOT_WITH_USERS
+def test_what_the_harness_writes_while_grading_is_private_to_it(tmp_path):
+    before = os.umask(0o022)
+    try:
+        (tmp_path / "work").mkdir()
+        iso = isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers")
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        (cache / "answer").write_text("reference answer")
+        iso.close()
+        assert os.stat(cache).st_mode & 0o077 == 0 and os.stat(cache / "answer").st_mode & 0o077 == 0
+        assert os.stat(iso.runtime / "autograder/worker.py").st_mode & 0o777 == 0o644
+        assert os.umask(0o022) == 0o022  # restored when the run ended
+    finally:
+        os.umask(before)
