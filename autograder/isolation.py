@@ -147,8 +147,11 @@ def runtime_files(drivers: str) -> list[str]:
     return sorted(files | set(RUNTIME_DATA))
 
 
-def build_runtime(dest: Path, drivers: str) -> Path:
-    """A root-owned, world-readable copy of the worker's runtime (no tests, no reference)."""
+def build_runtime(dest: Path, drivers: str, models: dict | None = None) -> Path:
+    """A root-owned, world-readable copy of the worker's runtime (no tests, no reference).
+
+    A checkpoint named by a path relative to the harness is linked at the same place in the
+    runtime, so a worker resolving it against its own root finds the (readable) file."""
     import py_compile
 
     for rel in runtime_files(drivers):
@@ -157,8 +160,13 @@ def build_runtime(dest: Path, drivers: str) -> Path:
         shutil.copyfile(HARNESS_ROOT / rel, target)
         if target.suffix == ".py":
             py_compile.compile(str(target), doraise=True)
+    for named in _checkpoints(models or {}):
+        if not named.is_absolute() and ".." not in named.parts:
+            (dest / named).parent.mkdir(parents=True, exist_ok=True)
+            (dest / named).symlink_to(HARNESS_ROOT / named)
     for path in [dest, *dest.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return dest
 
 
@@ -182,6 +190,8 @@ def lock_tree(root: Path, exposed: tuple[Path, ...] = ()) -> None:
     root.chmod((os.lstat(root).st_mode & 0o7770) | 0o001)
     for path in exposed:
         path = Path(path)
+        if not path.is_file():
+            continue  # not in place yet: loading it will fail loudly on its own
         path.chmod(os.lstat(path).st_mode | 0o004)
         for parent in path.parents:
             if parent == root or root not in parent.parents:
@@ -201,12 +211,17 @@ def tree_locked(root: Path = HARNESS_ROOT) -> bool:
     return all(not (root / p).exists() or os.lstat(root / p).st_mode & 0o005 == 0 for p in PROTECTED)
 
 
+def _checkpoints(models: dict) -> list[Path]:
+    """The checkpoint paths of an assignment's models, as named (relative ones: to the harness root)."""
+    return [Path(m["path"]) for m in models.values()
+            if isinstance(m, dict) and m.get("kind") == "checkpoint" and isinstance(m.get("path"), str)]
+
+
 def checkpoint_paths() -> tuple[Path, ...]:
     """Checkpoint files named by the assignment: workers read them, so a lock leaves them readable."""
     from autograder.config import load_assignment
 
-    models = load_assignment().models.values()
-    return tuple(Path(m["path"]).resolve() for m in models if isinstance(m, dict) and m.get("kind") == "checkpoint")
+    return tuple((p if p.is_absolute() else HARNESS_ROOT / p).resolve() for p in _checkpoints(load_assignment().models))
 
 
 def prepare_gradescope() -> list[str]:
@@ -262,7 +277,8 @@ class Isolation:
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
 
     @classmethod
-    def start(cls, workdir: Path, drivers: str, require: bool | None = None) -> "Isolation":
+    def start(cls, workdir: Path, drivers: str, require: bool | None = None,
+              models: dict | None = None) -> "Isolation":
         privileged = os.geteuid() == 0
         require = on_gradescope() if require is None else require
         identity = acquire_identity() if privileged else None
@@ -273,7 +289,7 @@ class Isolation:
             if privileged:
                 _private_umask(True)
             workdir.chmod(0o711)
-            iso = cls(workdir, build_runtime(workdir / "runtime", drivers), identity, privileged)
+            iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged)
             if identity is not None:
                 iso.sweep()  # whatever a crashed earlier run may have left
         except BaseException:

@@ -215,7 +215,8 @@ def test_fake_results_on_stdout_and_forged_answers_change_nothing(tree, tmp_path
     results, stdout, _ = tree.run(attack("fake_json_stdout", tmp_path), only={"6c-0-basic", "6c-1-basic"})
     zero(results)  # a forged answer is still only an answer: the harness checks it like any other
     assert all("malformed" in t["output"] or "broke the channel" in t["output"] for t in results["tests"])
-    assert '"score": 100.0' not in stdout
+    assert all(t["name"].startswith(("6c-0-basic:", "6c-1-basic:")) for t in results["tests"])
+    assert "100.0" not in stdout.split("printed ---")[0]  # the fake JSON is at most shown to staff as output
 
 
 @ROOT_ONLY

@@ -28,8 +28,8 @@ def test_the_worker_runtime_holds_what_workers_import_and_nothing_else():
     for needed in ("autograder/worker.py", "autograder/protocol.py", "autograder/q6/drivers.py",
                    "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/data/natural_train.txt"):
         assert needed in files
-    for secret in ("checks.py", "laws.py", "snippets.py", "config.py", "runner.py", "testing.py", "stats.py",
-                   "natural_test.txt", "tests_hidden", "reference_solution"):
+    for secret in ("checks.py", "laws.py", "snippets.py", "runner.py", "testing.py", "stats.py",
+                   "natural_test.txt", "tests_hidden", "reference_solution", ".cache"):
         assert not any(secret in f for f in files), secret
 
 
@@ -143,3 +143,10 @@ def test_what_the_harness_writes_while_grading_is_private_to_it(tmp_path):
         assert os.umask(0o022) == 0o022  # restored when the run ended
     finally:
         os.umask(before)
+
+
+def test_a_relative_checkpoint_is_reachable_from_the_runtime(tmp_path):
+    runtime = isolation.build_runtime(tmp_path / "runtime", "autograder.q6.drivers",
+                                      {"course": {"kind": "checkpoint", "path": "checkpoints/gpt2.bin"}})
+    link = runtime / "checkpoints/gpt2.bin"
+    assert link.is_symlink() and os.readlink(link) == str(isolation.HARNESS_ROOT / "checkpoints/gpt2.bin")
