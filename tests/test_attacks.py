@@ -216,7 +216,7 @@ def test_fake_results_on_stdout_and_forged_answers_change_nothing(tree, tmp_path
     zero(results)  # a forged answer is still only an answer: the harness checks it like any other
     assert all("malformed" in t["output"] or "broke the channel" in t["output"] for t in results["tests"])
     assert all(t["name"].startswith(("6c-0-basic:", "6c-1-basic:")) for t in results["tests"])
-    assert "100.0" not in stdout.split("printed ---")[0]  # the fake JSON is at most shown to staff as output
+    assert not [line for line in stdout.splitlines() if line.lstrip().startswith('{"score"')]  # never a raw line
 
 
 @ROOT_ONLY
