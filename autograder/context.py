@@ -86,7 +86,7 @@ class GradingContext:
         self.staff_log: list[str] = []
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
         try:
-            self.isolation = Isolation.start(self.workdir, assignment.drivers)
+            self.isolation = Isolation.start(self.workdir, assignment.drivers, models=assignment.models)
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise

@@ -24,6 +24,7 @@ import secrets
 import shutil
 import stat
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,24 +86,30 @@ def _lock_dir() -> Path:
     raise AutograderError(f"none of {[str(p) for p in LOCK_DIRS]} is a folder only root can write")
 
 
+def try_identity(user: pwd.struct_passwd) -> Identity | None:
+    """``user`` for this run alone, or None while another grading run holds it."""
+    fd = os.open(_lock_dir() / f"{user.pw_name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return None
+    return Identity(user.pw_name, user.pw_uid, user.pw_gid, fd)
+
+
 def acquire_identity(wait: float = 600.0) -> Identity | None:
     """An unprivileged worker user no other grading run holds; None if setup.sh created none."""
     users = worker_users()
     if not users:
         return None
-    locks = _lock_dir()
     deadline = time.monotonic() + wait
     while True:
         for user in users:
-            fd = os.open(locks / f"{user.pw_name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                continue
-            return Identity(user.pw_name, user.pw_uid, user.pw_gid, fd)
+            identity = try_identity(user)
+            if identity is not None:
+                return identity
         if time.monotonic() > deadline:
             raise AutograderError(f"all {len(users)} worker users are busy with other grading runs")
         time.sleep(0.2)
@@ -140,8 +147,11 @@ def runtime_files(drivers: str) -> list[str]:
     return sorted(files | set(RUNTIME_DATA))
 
 
-def build_runtime(dest: Path, drivers: str) -> Path:
-    """A root-owned, world-readable copy of the worker's runtime (no tests, no reference)."""
+def build_runtime(dest: Path, drivers: str, models: dict | None = None) -> Path:
+    """A root-owned, world-readable copy of the worker's runtime (no tests, no reference).
+
+    A checkpoint named by a path relative to the harness is linked at the same place in the
+    runtime, so a worker resolving it against its own root finds the (readable) file."""
     import py_compile
 
     for rel in runtime_files(drivers):
@@ -150,8 +160,13 @@ def build_runtime(dest: Path, drivers: str) -> Path:
         shutil.copyfile(HARNESS_ROOT / rel, target)
         if target.suffix == ".py":
             py_compile.compile(str(target), doraise=True)
+    for named in _checkpoints(models or {}):
+        if not named.is_absolute() and ".." not in named.parts:
+            (dest / named).parent.mkdir(parents=True, exist_ok=True)
+            (dest / named).symlink_to(HARNESS_ROOT / named)
     for path in [dest, *dest.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return dest
 
 
@@ -175,6 +190,8 @@ def lock_tree(root: Path, exposed: tuple[Path, ...] = ()) -> None:
     root.chmod((os.lstat(root).st_mode & 0o7770) | 0o001)
     for path in exposed:
         path = Path(path)
+        if not path.is_file():
+            continue  # not in place yet: loading it will fail loudly on its own
         path.chmod(os.lstat(path).st_mode | 0o004)
         for parent in path.parents:
             if parent == root or root not in parent.parents:
@@ -194,12 +211,17 @@ def tree_locked(root: Path = HARNESS_ROOT) -> bool:
     return all(not (root / p).exists() or os.lstat(root / p).st_mode & 0o005 == 0 for p in PROTECTED)
 
 
+def _checkpoints(models: dict) -> list[Path]:
+    """The checkpoint paths of an assignment's models, as named (relative ones: to the harness root)."""
+    return [Path(m["path"]) for m in models.values()
+            if isinstance(m, dict) and m.get("kind") == "checkpoint" and isinstance(m.get("path"), str)]
+
+
 def checkpoint_paths() -> tuple[Path, ...]:
     """Checkpoint files named by the assignment: workers read them, so a lock leaves them readable."""
     from autograder.config import load_assignment
 
-    models = load_assignment().models.values()
-    return tuple(Path(m["path"]).resolve() for m in models if isinstance(m, dict) and m.get("kind") == "checkpoint")
+    return tuple((p if p.is_absolute() else HARNESS_ROOT / p).resolve() for p in _checkpoints(load_assignment().models))
 
 
 def prepare_gradescope() -> list[str]:
@@ -225,6 +247,24 @@ def missing_traverse(paths: list[Path]) -> list[Path]:
 
 
 # -- one grading run -----------------------------------------------------------------------
+_umask_lock = threading.Lock()
+_umask_state = {"runs": 0, "saved": 0o022}
+
+
+def _private_umask(entering: bool) -> None:
+    """While any grading run is open, whatever the harness creates (caches, logs, results) is
+    private to it: the worker user must not read what a test computed for another one."""
+    with _umask_lock:
+        if entering:
+            if _umask_state["runs"] == 0:
+                _umask_state["saved"] = os.umask(0o077)
+            _umask_state["runs"] += 1
+        else:
+            _umask_state["runs"] -= 1
+            if _umask_state["runs"] == 0:
+                os.umask(_umask_state["saved"])
+
+
 @dataclass
 class Isolation:
     """The isolation of one grading run: its worker user, runtime folder and leftover sweep."""
@@ -237,7 +277,8 @@ class Isolation:
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
 
     @classmethod
-    def start(cls, workdir: Path, drivers: str, require: bool | None = None) -> "Isolation":
+    def start(cls, workdir: Path, drivers: str, require: bool | None = None,
+              models: dict | None = None) -> "Isolation":
         privileged = os.geteuid() == 0
         require = on_gradescope() if require is None else require
         identity = acquire_identity() if privileged else None
@@ -245,13 +286,17 @@ class Isolation:
             raise AutograderError("isolation is required but no worker user exists (run ./setup.sh as root)")
         try:
             reaper.set_subreaper()
+            if privileged:
+                _private_umask(True)
             workdir.chmod(0o711)
-            iso = cls(workdir, build_runtime(workdir / "runtime", drivers), identity, privileged)
+            iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged)
             if identity is not None:
                 iso.sweep()  # whatever a crashed earlier run may have left
         except BaseException:
             if identity is not None:
                 identity.release()
+            if privileged:
+                _private_umask(False)
             raise
         return iso
 
@@ -310,6 +355,8 @@ class Isolation:
         finally:
             if self.identity is not None:
                 self.identity.release()
+            if self.privileged:
+                _private_umask(False)
 
     def report(self) -> list[str]:
         lines = []

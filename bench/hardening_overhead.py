@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,6 +95,13 @@ def end_to_end(baseline: str, rounds: int) -> None:
     old = Path(tempfile.mkdtemp(prefix="baseline-"))
     subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "-o", str(old / "a.tar")], check=True)
     subprocess.run(["tar", "-xf", str(old / "a.tar"), "-C", str(old)], check=True)
+    try:
+        _alternate(old, rounds)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _alternate(old: Path, rounds: int) -> None:
     runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "hardened": []}
     for _ in range(rounds):
         for name, tree in (("baseline", old), ("hardened", ROOT)):

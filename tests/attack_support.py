@@ -19,7 +19,6 @@ ATTACKS = FIXTURES / "attacks"
 STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
 TREE_PARTS = ("autograder", "tests_hidden", "reference_solution", "student_template", "run_autograder",
               "setup.sh", "requirements.txt", "pyproject.toml", "README.md")
-STASH = Path("/tmp/ag-attack-leak.txt")   # where the leak attack tries to keep data between processes
 
 
 def build_attack(name: str, dest: Path) -> Path:
@@ -138,8 +137,17 @@ def worker_uids() -> set[int]:
 
 
 def machine_leftovers() -> list[str]:
-    """Live processes of the worker users and files they own where anyone can write."""
-    uids = worker_uids()
+    """Live processes of the idle worker users and files they own where anyone can write (users
+    another grading run on this machine holds right now are skipped: their workers are legitimate)."""
+    held = [i for i in (isolation.try_identity(u) for u in isolation.worker_users()) if i is not None]
+    try:
+        return _leftovers_of({i.uid for i in held})
+    finally:
+        for identity in held:
+            identity.release()
+
+
+def _leftovers_of(uids: set[int]) -> list[str]:
     found = [f"process {p.pid} (uids {sorted(p.uids)})" for p in reaper.scan().values()
              if p.uids & uids and not p.dead]
     stack = [r for r in reaper.WORLD_WRITABLE_ROOTS if r.is_dir()]
@@ -158,8 +166,6 @@ def machine_leftovers() -> list[str]:
                 found.append(f"file {entry.path} owned by uid {info.st_uid}")
             elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IWOTH:
                 stack.append(Path(entry.path))
-    if STASH.exists():
-        found.append(f"file {STASH}")
     return found
 
 

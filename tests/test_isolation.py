@@ -28,8 +28,8 @@ def test_the_worker_runtime_holds_what_workers_import_and_nothing_else():
     for needed in ("autograder/worker.py", "autograder/protocol.py", "autograder/q6/drivers.py",
                    "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/data/natural_train.txt"):
         assert needed in files
-    for secret in ("checks.py", "laws.py", "snippets.py", "config.py", "runner.py", "testing.py", "stats.py",
-                   "natural_test.txt", "tests_hidden", "reference_solution"):
+    for secret in ("checks.py", "laws.py", "snippets.py", "runner.py", "testing.py", "stats.py",
+                   "natural_test.txt", "tests_hidden", "reference_solution", ".cache"):
         assert not any(secret in f for f in files), secret
 
 
@@ -126,3 +126,27 @@ def test_setup_creates_the_users_and_run_autograder_keeps_the_failsafe():
     setup = (ROOT / "setup.sh").read_text()
     assert "useradd --system" in setup and "autograder.isolation traverse --grant" in setup
     assert "autograder/failsafe.py" in (ROOT / "run_autograder").read_text()
+
+
+@ROOT_WITH_USERS
+def test_what_the_harness_writes_while_grading_is_private_to_it(tmp_path):
+    before = os.umask(0o022)
+    try:
+        (tmp_path / "work").mkdir()
+        iso = isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers")
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        (cache / "answer").write_text("reference answer")
+        iso.close()
+        assert os.stat(cache).st_mode & 0o077 == 0 and os.stat(cache / "answer").st_mode & 0o077 == 0
+        assert os.stat(iso.runtime / "autograder/worker.py").st_mode & 0o777 == 0o644
+        assert os.umask(0o022) == 0o022  # restored when the run ended
+    finally:
+        os.umask(before)
+
+
+def test_a_relative_checkpoint_is_reachable_from_the_runtime(tmp_path):
+    runtime = isolation.build_runtime(tmp_path / "runtime", "autograder.q6.drivers",
+                                      {"course": {"kind": "checkpoint", "path": "checkpoints/gpt2.bin"}})
+    link = runtime / "checkpoints/gpt2.bin"
+    assert link.is_symlink() and os.readlink(link) == str(isolation.HARNESS_ROOT / "checkpoints/gpt2.bin")
