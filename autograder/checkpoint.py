@@ -8,7 +8,6 @@ file and the fix.  Nothing ever falls back to the synthetic models.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from autograder.config import HARNESS_ROOT, Assignment
 from autograder.errors import CheckpointError
+from autograder.q6.models import sha256_of
 
 PACKED_DIR = "checkpoints"   # where build puts a checkpoint that setup.sh copies into place
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -65,12 +65,7 @@ def checkpoint_specs(assignment: Assignment, root: Path = HARNESS_ROOT) -> list[
     return specs
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = sha256_of  # one streaming digest for the harness and the worker's loader
 
 
 def verify(path: Path, spec: CheckpointSpec) -> None:
