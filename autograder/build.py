@@ -67,7 +67,7 @@ def full_marks(bundle: str, what: str, results: dict, digest: str) -> Verdict:
     failed = [t for t in tests if t.get("status") != "passed"]
     summary = f"{results.get('score', 0):g} points, {len(tests) - len(failed)} of {len(tests)} tests passed"
     problems = [f"{t['name']}: {(t.get('output') or '').splitlines()[:1]}" for t in failed]
-    problems += [f"autograder error: {(t.get('output') or '')[:300]}" for t in errors]
+    problems += [f"autograder error: {(t.get('output') or '')[-1200:]}" for t in errors]
     problems += _digest_problem(results, digest)
     return Verdict(bundle, what, bool(tests) and not problems, summary + "".join(f"\n      {p}" for p in problems))
 
@@ -77,7 +77,7 @@ def zero_marks(bundle: str, what: str, results: dict, digest: str) -> Verdict:
     passed = [t for t in tests if t.get("status") == "passed" or t.get("score", 0) > 0]
     summary = f"{results.get('score', 0):g} points, {len(tests) - len(passed)} of {len(tests)} tests failed"
     problems = [f"{t['name']} gave the template {t.get('score', 0):g} points" for t in passed]
-    problems += [f"autograder error: {(t.get('output') or '')[:300]}" for t in errors]
+    problems += [f"autograder error: {(t.get('output') or '')[-1200:]}" for t in errors]
     problems += _digest_problem(results, digest)
     ok = bool(tests) and results.get("score", 1) == 0 and not problems
     return Verdict(bundle, what, ok, summary + "".join(f"\n      {p}" for p in problems))

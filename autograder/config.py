@@ -67,13 +67,9 @@ class Assignment:
         return self.error_budget / max(n, 1)
 
     def model(self, name: str) -> dict:
-        """The named model's spec; a checkpoint's relative path made absolute from the harness root."""
         if name not in self.models:
             raise ConfigError(f"no model {name!r} in {self.source}; known: {sorted(self.models)}")
-        spec = dict(self.models[name])
-        if spec.get("kind") == "checkpoint" and "path" in spec and not Path(spec["path"]).is_absolute():
-            spec["path"] = str(HARNESS_ROOT / spec["path"])
-        return spec
+        return dict(self.models[name])
 
 
 def derive_seed(master: int, *parts: object) -> int:

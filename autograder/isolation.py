@@ -164,10 +164,21 @@ def build_runtime(dest: Path, drivers: str, models: dict | None = None) -> Path:
         if not named.is_absolute() and ".." not in named.parts:
             (dest / named).parent.mkdir(parents=True, exist_ok=True)
             (dest / named).symlink_to(HARNESS_ROOT / named)
+            _expose(HARNESS_ROOT / named)
     for path in [dest, *dest.rglob("*")]:
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)
     return dest
+
+
+def _expose(path: Path) -> None:
+    """Let worker users read one public file the harness names for them (a checkpoint's weights):
+    read on the file, traverse on the directories leading to it; nothing else changes."""
+    if os.geteuid() != 0 or not path.is_file():
+        return
+    for parent in missing_traverse([path]):
+        parent.chmod(os.stat(parent).st_mode | 0o001)
+    path.chmod(os.stat(path).st_mode | 0o004)
 
 
 # -- locking a tree ------------------------------------------------------------------------
