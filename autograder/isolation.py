@@ -173,6 +173,19 @@ def missing_traverse(paths: list[Path]) -> list[Path]:
     return lacking
 
 
+def closed_to_workers(models: dict | None = None) -> Path | None:
+    """The first thing a worker user must open but cannot (a folder on its way or its own mode
+    is closed to other users): the interpreter, the venv's packages, a checkpoint; else None."""
+    import site
+
+    needs = [(Path(sys.executable), 0o001)] + [(Path(p), 0o005) for p in site.getsitepackages()]
+    needs += [(p if p.is_absolute() else HARNESS_ROOT / p, 0o004) for p in _checkpoints(models or {})]
+    for path, bits in needs:
+        if path.exists() and (missing_traverse([path]) or os.stat(path).st_mode & bits != bits):
+            return path
+    return None
+
+
 # -- one grading run -----------------------------------------------------------------------
 _umask_lock = threading.Lock()
 _umask_state = {"runs": 0, "saved": 0o022}
@@ -202,6 +215,7 @@ class Isolation:
     privileged: bool
     marker: str = field(default_factory=lambda: secrets.token_hex(12))
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
+    closed: Path | None = None          # what kept workers from running as the worker user
 
     @classmethod
     def start(cls, workdir: Path, drivers: str, require: bool | None = None,
@@ -209,14 +223,20 @@ class Isolation:
         privileged = os.geteuid() == 0
         require = on_gradescope() if require is None else require
         identity = acquire_identity() if privileged else None
+        closed = closed_to_workers(models) if identity is not None else None
+        if closed is not None:
+            identity.release()
+            identity = None
         if require and identity is None:
-            raise AutograderError("isolation is required but no worker user exists (run ./setup.sh as root)")
+            raise AutograderError("isolation is required but " + (f"the worker users cannot reach {closed}" if closed
+                                  else "no worker user exists") + " (run ./setup.sh as root)")
         try:
             reaper.set_subreaper()
             if privileged:
                 _private_umask(True)
             workdir.chmod(0o711)
-            iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged)
+            iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged,
+                      closed=closed)
             if identity is not None:
                 iso.sweep()  # whatever a crashed earlier run may have left
         except BaseException:
@@ -295,6 +315,9 @@ class Isolation:
             off.append("not running as root, so student code runs as this user: it can read what you can "
                        "(hidden tests, reference solution), signal the grader, and keep the network; a leftover "
                        "process that clears its environment and leaves its session may survive")
+        elif self.closed is not None:
+            off.append(f"the worker users cannot reach {self.closed} (a folder on its way is closed to other "
+                       "users), so student code runs as root with limits only")
         elif self.identity is None:
             off.append("no worker user (run ./setup.sh as root): student code runs as root with limits only")
         elif not tree_locked():
