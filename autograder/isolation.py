@@ -15,29 +15,22 @@ from __future__ import annotations
 
 import argparse
 import ast
-import errno
-import fcntl
 import os
-import pwd
 import resource
 import secrets
 import shutil
-import stat
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import reaper
 from autograder.confine import Confinement, net_namespace
 from autograder.errors import AutograderError
+from autograder.identity import Identity, acquire_identity, try_identity, worker_users  # noqa: F401 - re-exported
 
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
 GRADESCOPE = Path("/autograder")
-WORKER_USER_PREFIX = "ag-worker-"
-MAX_WORKER_USERS = 16
-LOCK_DIRS = (Path("/run/autograder"), Path("/var/tmp/autograder-locks"))
 # Modules are found from these by following their ``autograder`` imports; data files are listed.
 RUNTIME_ENTRY = ("autograder.worker",)
 RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
@@ -47,72 +40,6 @@ MARKER_VAR = "AUTOGRADER_WORKER"
 
 def on_gradescope() -> bool:
     return HARNESS_ROOT == GRADESCOPE / "source" and (GRADESCOPE / "results").is_dir()
-
-
-# -- worker users --------------------------------------------------------------------------
-@dataclass
-class Identity:
-    name: str
-    uid: int
-    gid: int
-    lock_fd: int
-
-    def release(self) -> None:
-        if self.lock_fd >= 0:
-            os.close(self.lock_fd)  # closing drops the flock
-            self.lock_fd = -1
-
-
-def worker_users() -> list[pwd.struct_passwd]:
-    users = []
-    for i in range(MAX_WORKER_USERS):
-        try:
-            users.append(pwd.getpwnam(f"{WORKER_USER_PREFIX}{i}"))
-        except KeyError:
-            continue
-    return [u for u in users if u.pw_uid != 0 and u.pw_gid != 0]
-
-
-def _lock_dir() -> Path:
-    """A folder for the users' lock files that only root can write."""
-    for path in LOCK_DIRS:
-        try:
-            path.mkdir(mode=0o700, exist_ok=True)
-            info = os.lstat(path)
-        except OSError:
-            continue
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022:
-            return path
-    raise AutograderError(f"none of {[str(p) for p in LOCK_DIRS]} is a folder only root can write")
-
-
-def try_identity(user: pwd.struct_passwd) -> Identity | None:
-    """``user`` for this run alone, or None while another grading run holds it."""
-    fd = os.open(_lock_dir() / f"{user.pw_name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno not in (errno.EAGAIN, errno.EACCES):
-            raise
-        return None
-    return Identity(user.pw_name, user.pw_uid, user.pw_gid, fd)
-
-
-def acquire_identity(wait: float = 600.0) -> Identity | None:
-    """An unprivileged worker user no other grading run holds; None if setup.sh created none."""
-    users = worker_users()
-    if not users:
-        return None
-    deadline = time.monotonic() + wait
-    while True:
-        for user in users:
-            identity = try_identity(user)
-            if identity is not None:
-                return identity
-        if time.monotonic() > deadline:
-            raise AutograderError(f"all {len(users)} worker users are busy with other grading runs")
-        time.sleep(0.2)
 
 
 # -- the worker's runtime ------------------------------------------------------------------
@@ -257,6 +184,19 @@ def missing_traverse(paths: list[Path]) -> list[Path]:
     return lacking
 
 
+def closed_to_workers(models: dict | None = None) -> Path | None:
+    """The first thing a worker user must open but cannot (a folder on its way or its own mode
+    is closed to other users): the interpreter, the venv's packages, a checkpoint; else None."""
+    import site
+
+    needs = [(Path(sys.executable), 0o001)] + [(Path(p), 0o005) for p in site.getsitepackages()]
+    needs += [(p if p.is_absolute() else HARNESS_ROOT / p, 0o004) for p in _checkpoints(models or {})]
+    for path, bits in needs:
+        if path.exists() and (missing_traverse([path]) or os.stat(path).st_mode & bits != bits):
+            return path
+    return None
+
+
 # -- one grading run -----------------------------------------------------------------------
 _umask_lock = threading.Lock()
 _umask_state = {"runs": 0, "saved": 0o022}
@@ -286,6 +226,7 @@ class Isolation:
     privileged: bool
     marker: str = field(default_factory=lambda: secrets.token_hex(12))
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
+    closed: Path | None = None          # what kept workers from running as the worker user
 
     @classmethod
     def start(cls, workdir: Path, drivers: str, require: bool | None = None,
@@ -293,14 +234,20 @@ class Isolation:
         privileged = os.geteuid() == 0
         require = on_gradescope() if require is None else require
         identity = acquire_identity() if privileged else None
+        closed = closed_to_workers(models) if identity is not None else None
+        if closed is not None:
+            identity.release()
+            identity = None
         if require and identity is None:
-            raise AutograderError("isolation is required but no worker user exists (run ./setup.sh as root)")
+            raise AutograderError("isolation is required but " + (f"the worker users cannot reach {closed}" if closed
+                                  else "no worker user exists") + " (run ./setup.sh as root)")
         try:
             reaper.set_subreaper()
             if privileged:
                 _private_umask(True)
             workdir.chmod(0o711)
-            iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged)
+            iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged,
+                      closed=closed)
             if identity is not None:
                 iso.sweep()  # whatever a crashed earlier run may have left
         except BaseException:
@@ -379,6 +326,9 @@ class Isolation:
             off.append("not running as root, so student code runs as this user: it can read what you can "
                        "(hidden tests, reference solution), signal the grader, and keep the network; a leftover "
                        "process that clears its environment and leaves its session may survive")
+        elif self.closed is not None:
+            off.append(f"the worker users cannot reach {self.closed} (a folder on its way is closed to other "
+                       "users), so student code runs as root with limits only")
         elif self.identity is None:
             off.append("no worker user (run ./setup.sh as root): student code runs as root with limits only")
         elif not tree_locked():

@@ -150,3 +150,20 @@ def test_a_relative_checkpoint_is_reachable_from_the_runtime(tmp_path):
                                       {"course": {"kind": "checkpoint", "path": "checkpoints/gpt2.bin"}})
     link = runtime / "checkpoints/gpt2.bin"
     assert link.is_symlink() and os.readlink(link) == str(isolation.HARNESS_ROOT / "checkpoints/gpt2.bin")
+
+
+@ROOT_WITH_USERS
+def test_an_interpreter_closed_to_the_worker_users_is_reported_and_refused_on_gradescope(tmp_path, monkeypatch):
+    closed = tmp_path / "closed"           # pytest's temporary folders are closed to other users
+    closed.mkdir()
+    monkeypatch.setattr(sys, "executable", str(closed / "python"))
+    (closed / "python").symlink_to(os.path.realpath(sys.__dict__.get("_base_executable", "/usr/bin/python3")))
+    assert isolation.closed_to_workers() == closed / "python"
+    (tmp_path / "work").mkdir()
+    with pytest.raises(isolation.AutograderError, match="cannot reach"):
+        isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers", require=True)
+    iso = isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers", require=False)
+    try:
+        assert iso.identity is None and "cannot reach" in "\n".join(iso.report())
+    finally:
+        iso.close()
