@@ -53,6 +53,9 @@ class Assignment:
     models: dict                    # name -> plain-data model spec
     tests: tuple[TestSpec, ...]
     source: Path
+    lanes: int = 2                  # workers per file a spread call is split over; fixed, so scores never
+                                    # depend on the machine's core count
+
 
     def test(self, test_id: str) -> TestSpec:
         for t in self.tests:
@@ -124,8 +127,10 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
         error_budget=float(_require(data, "error_budget", float, str(path))),
         drivers=_require(data, "drivers", str, str(path)),
         models=_require(data, "models", dict, str(path)),
-        tests=tuple(tests), source=path,
+        tests=tuple(tests), source=path, lanes=data.get("lanes", 2),
     )
+    if type(assignment.lanes) is not int or not 1 <= assignment.lanes <= 8:
+        raise ConfigError(f"{path}: lanes = {assignment.lanes}; it must be between 1 and 8")
     if not 0 < assignment.alpha_per_test <= MAX_ALPHA_PER_TEST * (1 + 1e-9):
         raise ConfigError(f"{path}: error_budget {assignment.error_budget} gives {assignment.alpha_per_test:.2e} "
                           f"per statistical test; it must be at most {MAX_ALPHA_PER_TEST}")

@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder import protocol
@@ -82,7 +83,7 @@ class GradingContext:
         self.limits = limits or DEFAULT_LIMITS
         self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache(REFERENCE_CACHE_DIR)
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
-        self._workers: dict[tuple[str, str], WorkerHandle] = {}
+        self._workers: dict[tuple[str, str, int], WorkerHandle] = {}
         self.staff_log: list[str] = []
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
         try:
@@ -113,35 +114,92 @@ class GradingContext:
     def seed(self, test_id: str, *purpose: object) -> int:
         return derive_seed(self.assignment.seed, test_id, *purpose)
 
-    def _worker(self, who: str, files: dict[str, Path], module: str) -> WorkerHandle:
-        key = (who, module)
+    def _worker(self, who: str, files: dict[str, Path], module: str, lane: int = 0) -> WorkerHandle:
+        key = (who, module, lane)
         if key not in self._workers:
             filename = f"{module}.py"
             if filename not in files:
                 problems = self.file_problems if who == "student" else {}
                 raise MissingFile(problems.get(filename, f"{filename} was not uploaded, so the tests of its functions cannot run"))
             self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits,
-                                              self.isolation, student=who == "student")
+                                              self.isolation, student=who == "student", lane=lane)
         return self._workers[key]
 
-    def call_student(self, module: str, driver: str, args: dict, timeout: float) -> dict:
-        return self._worker("student", self.submission, module).call(driver, args, timeout)
+    def prestart(self, test_ids) -> None:
+        """Start, all at once, the student workers the given tests will call: one per module,
+        one per lane for modules with statistical tests (whose sampling calls are spread)."""
+        lanes: dict[str, int] = {}
+        for spec in self.assignment.tests:
+            if spec.id in test_ids and f"{spec.module}.py" in self.submission:
+                lanes[spec.module] = max(lanes.get(spec.module, 1), self.assignment.lanes if spec.statistical else 1)
+        for module, count in lanes.items():
+            for lane in range(count):
+                try:
+                    self._worker("student", self.submission, module, lane).spawn()
+                except AutograderError:
+                    pass  # reported by the test that needs this worker
 
-    def call_reference(self, module: str, driver: str, args: dict, timeout: float) -> dict:
+    def _call(self, who: str, files: dict[str, Path], module: str, driver: str, args: dict, timeout: float,
+              spread: tuple[str, ...]) -> dict:
+        """One request, or with ``spread`` its list arguments cut into ``assignment.lanes`` parts run
+        at once by one worker each.  The cut is fixed, so every worker sees the same calls on every
+        machine; list answers are joined in order, and the first lane's fault is the one raised."""
+        parts = split_request(args, spread, self.assignment.lanes) if spread else [args]
+        if len(parts) == 1:
+            return self._worker(who, files, module).call(driver, parts[0], timeout)
+        workers = [self._worker(who, files, module, lane) for lane in range(len(parts))]
+        for w in workers:
+            w.ensure_started()  # here, not in a pool thread, whose end would kill the worker (PDEATHSIG)
+        with ThreadPoolExecutor(len(parts), thread_name_prefix=f"{who}-{module}") as pool:
+            futures = [pool.submit(w.call, driver, part, timeout) for w, part in zip(workers, parts)]
+            try:
+                errors = [f.exception() for f in futures]
+            except BaseException:  # the test's time guard: kill the workers so every lane returns
+                for w in workers:
+                    w.kill()
+                raise
+        for error in errors:
+            if error is not None:
+                raise error
+        return join_answers([f.result() for f in futures])
+
+    def call_student(self, module: str, driver: str, args: dict, timeout: float, spread: tuple[str, ...] = ()) -> dict:
+        return self._call("student", self.submission, module, driver, args, timeout, spread)
+
+    def call_reference(self, module: str, driver: str, args: dict, timeout: float,
+                       spread: tuple[str, ...] = ()) -> dict:
         key = self.reference_cache.key_for(self.reference, module, driver, args)
         answer = self.reference_cache.get(key)
         if answer is None:
             try:
-                answer = self._worker("reference", self.reference, module).call(driver, args, timeout)
+                answer = self._call("reference", self.reference, module, driver, args, timeout, spread)
             except StudentError as exc:  # the reference failing is our fault, never the student's
                 raise AutograderError(f"the reference solution failed: {exc}") from None
             self.reference_cache.put(key, answer)
         return answer
 
     def student_output(self, module: str) -> str:
-        worker = self._workers.get(("student", module))
-        return worker.captured_output() if worker else ""
+        """What the module's workers printed during their latest calls, lane by lane."""
+        lanes = sorted(k[2] for k in self._workers if k[:2] == ("student", module))
+        return "".join(self._workers[("student", module, lane)].captured_output() for lane in lanes)
 
     def log(self, line: str) -> None:
         """A line for the staff-only grading log (run_autograder's stdout)."""
         self.staff_log.append(line)
+
+
+def split_request(args: dict, spread: tuple[str, ...], lanes: int) -> list[dict]:
+    """``args`` with its ``spread`` lists (all of one length) cut into at most ``lanes`` runs of items."""
+    n = len(args[spread[0]])
+    if any(len(args[key]) != n for key in spread):
+        raise AutograderError(f"spread arguments {spread} have different lengths")
+    bounds = [n * i // lanes for i in range(lanes + 1)]
+    return [{**args, **{key: args[key][a:b] for key in spread}} for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def join_answers(answers: list[dict]) -> dict:
+    """The lanes' answers as one: each list field joined in lane order.  A field that is not a
+    list in every answer becomes None, which the checks report as a malformed answer."""
+    keys = set().union(*answers)
+    return {key: [item for a in answers for item in a[key]]
+            if all(isinstance(a.get(key), list) for a in answers) else None for key in sorted(keys)}

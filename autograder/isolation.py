@@ -36,6 +36,7 @@ RUNTIME_ENTRY = ("autograder.worker",)
 RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
 PROTECTED = ("tests_hidden", "reference_solution", "autograder")   # what "locked" is checked on
 MARKER_VAR = "AUTOGRADER_WORKER"
+STORE_VAR = "AUTOGRADER_STORE"     # the folder of shared read-only files, in a worker's environment
 
 
 def on_gradescope() -> bool:
@@ -246,6 +247,8 @@ class Isolation:
             if privileged:
                 _private_umask(True)
             workdir.chmod(0o711)
+            (workdir / "store").mkdir(mode=0o755)
+            (workdir / "store").chmod(0o755)
             iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged,
                       closed=closed)
             if identity is not None:
@@ -275,11 +278,17 @@ class Isolation:
             "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(home), "LANG": "C.UTF-8",
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1", MARKER_VAR: self.marker,
+            STORE_VAR: str(self.store),
         }
         for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine-specific BLAS fixes
             if key in os.environ:
                 env[key] = os.environ[key]
         return env
+
+    @property
+    def store(self) -> Path:
+        """Files the harness writes once for every worker to map read-only (model weights)."""
+        return self.workdir / "store"
 
     def process_limit(self, wanted: int) -> int:
         """RLIMIT_NPROC counts every process of a user: without a worker user, leave room for ours."""

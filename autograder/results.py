@@ -66,7 +66,12 @@ class GradingResults:
     output: str = ""
     execution_time: float = 0.0
     extra_data: dict = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)   # per-test wall time, for staff and benchmarks
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # per-test monotonic start, end
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Each test's wall time, for staff and benchmarks."""
+        return {test_id: end - start for test_id, (start, end) in self.spans.items()}
 
     @property
     def score(self) -> float:

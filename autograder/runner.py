@@ -36,7 +36,7 @@ class Faults:
     """Harness faults met while running tests, keyed by test id."""
 
     by_test: dict[str, str] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)   # wall time of each test
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)   # each test's monotonic start, end
 
 
 class ClassifyingResult(JSONTestResult):
@@ -49,7 +49,7 @@ class ClassifyingResult(JSONTestResult):
     def buildResult(self, test, err=None):
         result = super().buildResult(test, err)
         result["test_id"] = getattr(getattr(test, "spec", None), "id", None)
-        self.faults.seconds[str(result["test_id"])] = time.monotonic() - self._started
+        self.faults.spans[str(result["test_id"])] = (self._started, time.monotonic())
         return result
 
     def addError(self, test, err):
@@ -70,6 +70,11 @@ def _iter_tests(suite):
             yield item
 
 
+def _test_id(test: unittest.TestCase) -> str:
+    """A graded test's id: its docstring (set by ``@graded``) starts with it."""
+    return (getattr(test, test._testMethodName).__doc__ or "").split(":", 1)[0]
+
+
 def load_suite(tests_dir: Path, only: frozenset[str] | None = None) -> unittest.TestSuite:
     """The graded tests, optionally only those whose ids are in ``only``."""
     loader = unittest.TestLoader()
@@ -79,8 +84,7 @@ def load_suite(tests_dir: Path, only: frozenset[str] | None = None) -> unittest.
         raise AutograderError("graded tests failed to load:\n" + "\n".join(errors))
     chosen = []
     for test in _iter_tests(suite):
-        method = getattr(test, test._testMethodName)
-        test_id = (method.__doc__ or "").split(":", 1)[0]
+        test_id = _test_id(test)
         if only is None or test_id in only:
             chosen.append((not test_id.endswith("-basic"), test))
     # Public tests first: nothing the submission sees in a hidden test exists yet when the
@@ -96,8 +100,10 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     assignment = ctx.assignment
     configured = frozenset(t.id for t in assignment.tests)
     suite = load_suite(tests_dir, configured if only is None else only & configured)
-    for test in _iter_tests(suite):
+    chosen = list(_iter_tests(suite))
+    for test in chosen:
         test.ctx = ctx
+    ctx.prestart({_test_id(test) for test in chosen})
     faults = Faults()
 
     class Result(ClassifyingResult):
@@ -126,8 +132,8 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
             extra_data={**grader_info(assignment.seed), "test_id": spec.id,
                         "rerun": rerun_command(upload or "DIR", spec.id, assignment.seed, assignment.source)},
         ))
-    results.seconds = dict(faults.seconds)
-    ctx.log("test times: " + ", ".join(f"{k} {v:.1f}s" for k, v in faults.seconds.items()))
+    results.spans = dict(faults.spans)
+    ctx.log("test times: " + ", ".join(f"{k} {v:.1f}s" for k, v in results.seconds.items()))
     if faults.by_test:
         detail = "\n\n".join(f"[{k}]\n{v}" for k, v in faults.by_test.items())
         results.tests.append(TestResult(name="autograder error (staff detail)", points=0.0,

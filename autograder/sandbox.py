@@ -43,7 +43,7 @@ class Limits:
     output_bytes: int = 64 * 1024        # captured stdout/stderr shown back, at most
     file_bytes: int = 16 * MiB           # RLIMIT_FSIZE: any file the worker writes, its output included
     memory_bytes: int = 3 * GiB          # RLIMIT_AS; a worker with the embedded models peaks near 1.1 GiB
-    processes: int = 32                  # RLIMIT_NPROC: processes and threads of the worker user
+    processes: int = 64                  # RLIMIT_NPROC: processes and threads of the worker user (all lanes)
     startup_seconds: float = 120.0       # importing torch and the drivers, before any student code
     retry_seconds: float = 10.0          # the budget of later calls once a module has timed out
     max_call_seconds: float | None = None  # a cap on every call's time limit (None: the test's own)
@@ -86,19 +86,26 @@ class WorkerHandle:
     """One module (student or reference) served by a worker process, restarted after any fault."""
 
     def __init__(self, files: dict[str, Path], module: str, drivers: str, workdir: Path,
-                 limits: Limits, isolation: Isolation, student: bool = True):
+                 limits: Limits, isolation: Isolation, student: bool = True, lane: int = 0):
         self.files, self.module, self.drivers, self.limits = files, module, drivers, limits
         self.workdir, self.isolation, self.student = workdir, isolation, student
         self.proc: subprocess.Popen | None = None
         self.scratch: Path | None = None
         self._req = self._resp = -1
-        self._log_path = workdir / f"{'student' if student else 'reference'}-{module}.log"
+        self._log_path = workdir / f"{'student' if student else 'reference'}-{module}-{lane}.log"
         self._output_from = 0
         self._calls = 0
+        self._greeted = False
+        self._spawned_at = 0.0
         self.timed_out = False
 
     # -- lifecycle -------------------------------------------------------------------
-    def _start(self) -> None:
+    def spawn(self) -> None:
+        """Start the worker's process without waiting for it: its imports overlap other work."""
+        if self.proc is None:
+            self._spawn()
+
+    def _spawn(self) -> None:
         self.scratch = make_scratch(self.files, self.workdir)
         if self.student:
             self.isolation.own(self.scratch)
@@ -130,8 +137,12 @@ class WorkerHandle:
                 os.close(fd)
         LIVE_WORKERS.add(self.proc.pid)
         self._req, self._resp = req_w, resp_r
+        self._greeted = False
+        self._spawned_at = time.monotonic()
+
+    def _handshake(self) -> None:
         try:
-            hello = protocol.read(_Deadline(self._resp, time.monotonic() + self.limits.startup_seconds, "startup"),
+            hello = protocol.read(_Deadline(self._resp, self._spawned_at + self.limits.startup_seconds, "startup"),
                                   1 << 16)
         except (EOFError, ProtocolError, StudentTimeout) as exc:
             output = self.captured_output()
@@ -139,6 +150,7 @@ class WorkerHandle:
             raise AutograderError(f"the worker for {self.module}.py failed to start ({type(exc).__name__}: {exc})"
                                   f"\n{output}") from None
         self.isolation.observe_worker(hello)
+        self._greeted = True
 
     def stop(self) -> None:
         """Kill the worker, everything it started, and forget it."""
@@ -161,6 +173,23 @@ class WorkerHandle:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
 
+    def ensure_started(self) -> None:
+        """Start the worker if it is not running.  Call it from the thread that lives longest: the
+        worker's parent-death signal fires when the thread that started it ends."""
+        if self.proc is None:
+            self._spawn()
+        if not self._greeted:
+            self._handshake()
+
+    def kill(self) -> None:
+        """SIGKILL the worker from another thread; the thread in ``call`` then sees it die and stops it."""
+        proc = self.proc
+        if proc is not None:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def captured_output(self) -> str:
         """What the code printed during the latest call, cut to the output limit."""
         try:
@@ -179,8 +208,7 @@ class WorkerHandle:
             timeout = min(timeout, self.limits.max_call_seconds)
         if self.timed_out and self.student:
             timeout = min(timeout, self.limits.retry_seconds)
-        if self.proc is None:
-            self._start()
+        self.ensure_started()
         self._calls += 1
         try:
             self._output_from = os.path.getsize(self._log_path)

@@ -72,17 +72,18 @@ class GradedTestCase(unittest.TestCase):
         if not outcome.passed:
             raise AssertionError(outcome.message if self.spec.public else (outcome.hint or "incorrect result"))
 
-    def student(self, driver: str, args: dict, module: str | None = None) -> dict:
-        """Call a driver on the student's code; a student fault is re-raised as feedback."""
+    def student(self, driver: str, args: dict, module: str | None = None, spread: tuple[str, ...] = ()) -> dict:
+        """Call a driver on the student's code (``spread``: list arguments split over the
+        assignment's worker lanes); a student fault is re-raised as feedback."""
         module = module or self.spec.module
         try:
-            return self.ctx.call_student(module, driver, args, self.spec.timeout)
+            return self.ctx.call_student(module, driver, args, self.spec.timeout, spread)
         except StudentError as exc:
             self.ctx.log(f"[{self.spec.id}] student fault: {exc}")
             raise type(exc)(self._student_feedback(str(exc), module)) from None
 
-    def reference(self, driver: str, args: dict, module: str | None = None) -> dict:
-        return self.ctx.call_reference(module or self.spec.module, driver, args, self.spec.timeout)
+    def reference(self, driver: str, args: dict, module: str | None = None, spread: tuple[str, ...] = ()) -> dict:
+        return self.ctx.call_reference(module or self.spec.module, driver, args, self.spec.timeout, spread)
 
     def _student_feedback(self, message: str, module: str) -> str:
         if not self.spec.public:

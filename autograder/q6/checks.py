@@ -15,10 +15,11 @@ import torch
 from autograder import stats
 from autograder.q6 import laws
 from autograder.q6.models import ModelCache, model_config
-from autograder.q6.power import sampler_power
+from autograder.q6.power import reference_law, sampler_power
 from autograder.testing import GradedTestCase, Outcome
 
 VOCAB = 50257
+RUNS = ("prompts", "seeds")   # sample() requests: one run per prompt and seed, split over worker lanes
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,29 @@ def _args(t: GradedTestCase, model_name: str) -> tuple[dict, dict]:
 def _prompts(t: GradedTestCase, n: int, length: int) -> list[np.ndarray]:
     rng = np.random.Generator(np.random.PCG64(t.ctx.seed(t.spec.id, "prompts")))
     return [rng.integers(0, VOCAB - 1, size=(1, length), dtype=np.int64) for _ in range(n)]
+
+
+def _run_prompts(t: GradedTestCase, sc: SamplerScenario) -> list[np.ndarray]:
+    """One prompt per run; the first two runs share theirs, so draws that ignore the seed show."""
+    prompts = _prompts(t, sc.runs, sc.prompt_len)
+    if sc.runs >= 2:
+        prompts[1] = prompts[0].copy()
+    return prompts
+
+
+def _reseeds_itself(spec: dict, sc: SamplerScenario, got: list[np.ndarray], alpha: float) -> Outcome | None:
+    """Runs 0 and 1 (same prompt, different seeds) drew the same continuation, which a correct
+    sampler does with probability (sum of p_i^2) ** length; checked only where that is below
+    1e-6 * alpha, so it adds nothing visible to the test's false-failure bound."""
+    if sc.runs < 2 or not np.array_equal(got[0], got[1]):
+        return None
+    law = reference_law(spec, sc.temperature) if spec.get("kind") == "profile" else None
+    if law is None or sc.length * math.log(float(np.sum(law ** 2))) >= math.log(1e-6 * alpha):
+        return None
+    return Outcome(False, "sample(): two calls with the same prompt and different seeds drew the same "
+                   f"{sc.length} tokens; do not reset the random seed (e.g. torch.manual_seed) or use a fixed "
+                   "generator inside sample", "the draws do not depend on the random seed",
+                   "identical continuations for one prompt under two seeds")
 
 
 def check_token_array(name: str, got, prompt: np.ndarray, length: int) -> Outcome:
@@ -87,10 +111,10 @@ def _outside_top_k(top_k: int, step: int) -> Outcome:
 def sampler_law(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> Outcome:
     """Support check, then seeded draw-for-draw match, then a PIT/KS goodness-of-fit test."""
     spec, args = _args(t, sc.model)
-    prompts = _prompts(t, sc.runs, sc.prompt_len)
+    prompts = _run_prompts(t, sc)
     seeds = [t.ctx.seed(t.spec.id, "run", i) for i in range(sc.runs)]
     args.update(prompts=prompts, seeds=seeds, length=sc.length, temperature=sc.temperature, horizon=sc.horizon)
-    got = t.student("sample", args)["tokens"]
+    got = t.student("sample", args, spread=RUNS)["tokens"]
     if not isinstance(got, list) or len(got) != sc.runs:
         return Outcome(False, "sample(): the worker's answer is malformed", "malformed answer")
     for tokens, prompt in zip(got, prompts):
@@ -103,7 +127,11 @@ def sampler_law(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> O
         support = laws.in_support(model64, tokens[0], sc.prompt_len, top_k)
         if not support.all():
             return _outside_top_k(top_k, int(np.flatnonzero(~support)[0]))
-    ref = t.reference("sample", args)["tokens"]
+    alpha = t.ctx.assignment.alpha_per_test
+    reseeded = _reseeds_itself(spec, sc, got, alpha)
+    if reseeded is not None:
+        return reseeded
+    ref = t.reference("sample", args, spread=RUNS)["tokens"]
     if all(np.array_equal(a, b) for a, b in zip(got, ref)):
         return Outcome(True, detail=f"matched the reference draw for draw ({sc.runs}x{sc.length} tokens)")
     rng = np.random.Generator(np.random.PCG64(t.ctx.seed(t.spec.id, "pit")))
@@ -113,7 +141,6 @@ def sampler_law(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> O
         drawn = tokens[0, sc.prompt_len:]
         pit.append(stats.randomized_pit(rows, drawn, rng))
         evidence.add(rows, drawn)
-    alpha = t.ctx.assignment.alpha_per_test
     verdict = stats.uniformity_test(np.concatenate(pit), alpha)
     report = sampler_power(spec, sc.temperature, verdict.draws, alpha)
     detail = f"KS p={verdict.pvalue:.3g} alpha={verdict.alpha:.1e} n={verdict.draws}" + (f"; {report.line()}" if report else "")
@@ -202,22 +229,19 @@ def _float_list(name: str, got, n: int) -> Outcome:
     return Outcome(True)
 
 
-@torch.no_grad()
 def _likelihood_terms(model64, tokens: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     """The T-1 reference terms log p(x_t | x_<t), and what common wrong implementations return."""
-    ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
-    logp = torch.log_softmax(model64(ids)[0][0].double(), dim=-1)             # (T, V)
-    terms = logp[:-1].gather(1, ids[0, 1:].view(-1, 1))[:, 0]                 # (T-1,)
-    total, n = float(terms.sum()), max(terms.numel(), 1)
-    return terms.numpy(), {
+    own, nxt = laws.position_logprobs(model64, tokens)    # (T,) log p_t(x_t), (T,) log p_t(x_t+1)
+    terms = nxt[:-1]                                       # (T-1,)
+    total, n = float(terms.sum()), max(terms.size, 1)
+    return terms, {
         "the mean log-probability per token, not the sum": total / n,
         "the sign is flipped (a negative log-likelihood)": -total,
-        "each token scored against its own position's logits (no shift)":
-            float(logp.gather(1, ids[0].view(-1, 1)).sum()),
+        "each token scored against its own position's logits (no shift)": float(own.sum()),
         "the mean negative log-likelihood per token": -total / n,
-        "counts the first token (scored by the logits at position 0)": total + float(logp[0, ids[0, 0]]),
-        "counts the first token (with a uniform prior over the vocabulary)": total - math.log(logp.shape[1]),
-        "leaves out the last token's term": total - float(terms[-1]) if terms.numel() else total,
+        "counts the first token (scored by the logits at position 0)": total + float(own[0]),
+        "counts the first token (with a uniform prior over the vocabulary)": total - math.log(VOCAB),
+        "leaves out the last token's term": total - float(terms[-1]) if terms.size else total,
     }
 
 

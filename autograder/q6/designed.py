@@ -94,6 +94,19 @@ class ProfileLM(nn.Module):
         a, b = _affine(h)
         return (torch.arange(n, dtype=torch.long) * a + b) % VOCAB       # (n,)
 
+    def in_top_k(self, tokens: list[int], start: int, top_k: int) -> np.ndarray:
+        """(L,) booleans: is each token from position ``start`` on among the ``top_k`` most likely
+        after the tokens before it?  Exact, from the permutation (the profile's ranks are strictly
+        apart at any cut a spec allows), without building a row of logits."""
+        if top_k > self.n_placed:
+            raise ValueError(f"top_k={top_k} lies beyond the placed ranks ({self.n_placed})")
+        hashes = self.context_hashes(tokens)
+        out = np.empty(len(tokens) - start, dtype=bool)
+        for i, pos in enumerate(range(start, len(tokens))):
+            a, b = _affine(hashes[pos - 1])
+            out[i] = (int(tokens[pos]) - b) * pow(a, -1, VOCAB) % VOCAB < top_k
+        return out
+
     def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None):
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")

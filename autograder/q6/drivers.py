@@ -7,19 +7,23 @@ checks every value again; nothing here decides a score.
 """
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from autograder.errors import InvalidReturn
+from autograder.isolation import STORE_VAR
 from autograder.q6.models import ModelCache
 
 
 class WorkerContext:
     def __init__(self) -> None:
-        self.models = ModelCache()
+        store = os.environ.get(STORE_VAR)
+        self.models = ModelCache(Path(store) if store else None)
 
 
 def seed_everything(seed: int) -> None:

@@ -48,6 +48,8 @@ def in_support(model64, tokens: np.ndarray, start: int, top_k: int, rel_tol: flo
     The cut gets a float32-rounding margin: a token whose float64 logit is within ``rel_tol``
     of the k-th largest counts as a survivor.
     """
+    if hasattr(model64, "in_top_k"):                                     # a designed model knows its ranks
+        return model64.in_top_k([int(x) for x in tokens], start, top_k)
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
     rows = model64(ids)[0][0, start - 1 : -1].double()                # (L, V)
     kth = torch.topk(rows, top_k, dim=-1).values[:, -1]
@@ -71,11 +73,21 @@ def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: 
 
 
 @torch.no_grad()
-def log_likelihood64(model64, tokens: np.ndarray) -> float:
+def position_logprobs(model64, tokens: np.ndarray, chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """For each position t: log p_t(x_t) and log p_t(x_t+1) (the last one 0), p_t being the law
+    the logits at t give.  Computed ``chunk`` positions at a time through the KV cache, so a
+    1024-token text never holds (T, V) float64 rows at once."""
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
-    logits, _ = model64(ids)
-    logp = torch.log_softmax(logits[0, :-1].double(), dim=-1)          # (T-1, V)
-    return float(logp.gather(1, ids[0, 1:].view(-1, 1)).sum())
+    nxt = torch.cat([ids[0, 1:], ids[0, :1]])                            # (T,) next token; last wraps
+    own_out, next_out, past = [], [], None
+    for a in range(0, ids.shape[1], chunk):
+        logits, past = model64(ids[:, a : a + chunk], past=past)          # (1, c, V)
+        logp = torch.log_softmax(logits[0].double(), dim=-1)              # (c, V)
+        own_out.append(logp.gather(1, ids[0, a : a + chunk].view(-1, 1))[:, 0])
+        next_out.append(logp.gather(1, nxt[a : a + chunk].view(-1, 1))[:, 0])
+    own, following = torch.cat(own_out).numpy(), torch.cat(next_out).numpy()
+    following[-1] = 0.0
+    return own, following
 
 
 @torch.no_grad()

@@ -57,7 +57,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, layer_past: torch.Tensor | None):
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = _linear(self.c_attn, x).split(C, dim=2)
         hs = C // self.n_head
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
@@ -71,7 +71,7 @@ class Attention(nn.Module):
         causal = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
         att = att.masked_fill(~causal, float("-inf")).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.c_proj(y), present
+        return _linear(self.c_proj, y), present
 
 
 class MLP(nn.Module):
@@ -81,7 +81,7 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+        return _linear(self.c_proj, F.gelu(_linear(self.c_fc, x), approximate="tanh"))
 
 
 class Block(nn.Module):
@@ -93,9 +93,9 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x, layer_past):
-        a, present = self.attn(self.ln_1(x), layer_past)
+        a, present = self.attn(_norm(self.ln_1, x), layer_past)
         x = x + a
-        return x + self.mlp(self.ln_2(x)), present
+        return x + self.mlp(_norm(self.ln_2, x)), present
 
 
 class GPT2(nn.Module):
@@ -109,7 +109,9 @@ class GPT2(nn.Module):
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
 
-    def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None):
+    def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None, dtype=None):
+        """``dtype`` (harness only): compute in that precision from these weights, e.g. float64
+        from float32 weights without a float64 copy of the model."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
         B, T = input_ids.shape
@@ -122,13 +124,38 @@ class GPT2(nn.Module):
         x = self.wte(input_ids) + self.wpe(position_ids)  # (B, T, C)
         if token_type_ids is not None:
             x = x + self.wte(token_type_ids)
+        x = x if dtype is None else x.to(dtype)
         presents = []
         for i, block in enumerate(self.h):
             x, present = block(x, None if past is None else past[i])
             presents.append(present)
-        x = self.ln_f(x)
-        logits = x @ self.wte.weight.t()  # (B, T, V), readout tied to wte
+        x = _norm(self.ln_f, x)
+        w = self.wte.weight
+        if w.dtype == x.dtype:
+            logits = x @ w.t()  # (B, T, V), readout tied to wte
+        else:  # a slice of the vocabulary at a time: no full-precision copy of the embedding
+            logits = torch.cat([x @ w[i : i + 8192].to(x.dtype).t() for i in range(0, w.shape[0], 8192)], dim=-1)
         return logits, presents  # float32 for a float32 model, as the course expects
+
+
+class Exact(nn.Module):
+    """A GPT-2 computing in float64 from its own float32 weights (the harness's exact laws)."""
+
+    def __init__(self, model: GPT2):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None):
+        return self.model(input_ids, position_ids, token_type_ids, past, dtype=torch.float64)
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in x's precision (a no-op cast when they agree)."""
+    return F.linear(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype))
+
+
+def _norm(layer: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, layer.normalized_shape, layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.eps)
 
 
 # Linear layers stored "Conv1D" style, (in_features, out_features), in the checkpoint.

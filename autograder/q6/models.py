@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
 
 from autograder.errors import CheckpointError, ConfigError
-from autograder.q6.model import GPT2, GPT2Config, load_state_dict_hf, to_hf_state_dict
+from autograder.q6.model import GPT2, Exact, GPT2Config, load_state_dict_hf, to_hf_state_dict
 from autograder.q6.synthetic import synthetic_gpt2
 
 # Relative checkpoint paths are relative to the harness root; the harness sends workers absolute ones.
@@ -108,24 +109,65 @@ def build_model(spec: dict) -> torch.nn.Module:
 
 
 class ModelCache:
-    """Builds each spec once per process; float64 copies on demand for exact laws."""
+    """Builds each spec once per process; float64 views on demand for exact laws.
 
-    def __init__(self) -> None:
+    With a ``store`` folder, GPT-2 weights live in one file per spec there, memory-mapped by
+    every process that uses them, so the harness and its workers share one copy in RAM.  Only
+    the harness (``writer``) fills the store; a worker maps what it finds and builds the rest.
+    """
+
+    def __init__(self, store: Path | None = None, writer: bool = False) -> None:
         self._models: dict[tuple[str, str], torch.nn.Module] = {}
+        self.store, self.writer = store, writer
 
     def get(self, spec: dict, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
         key = (json.dumps(spec, sort_keys=True), str(dtype))
         if key not in self._models:
             if dtype == torch.float32:
-                self._models[key] = build_model(spec)
+                self._models[key] = self._build(spec)
             else:
                 self._models[key] = _copy_as(self.get(spec), dtype)
         return self._models[key]
+
+    def share(self, specs) -> None:
+        """Write the store's file of every GPT-2 spec now, before any worker needs it."""
+        for spec in specs:
+            if spec.get("kind") in ("synthetic", "checkpoint"):
+                self.get(spec)
+
+    def _stored(self, spec: dict) -> Path | None:
+        if self.store is None or spec.get("kind") not in ("synthetic", "checkpoint"):
+            return None
+        return self.store / (hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32] + ".pt")
+
+    def _build(self, spec: dict) -> torch.nn.Module:
+        path = self._stored(spec)
+        if path is not None and path.is_file():
+            return _mapped(path, model_config(spec))
+        model = build_model(spec)
+        if path is None or not self.writer:
+            return model
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.chmod(0o644)   # workers run as other users and only read it
+        os.replace(tmp, path)
+        return _mapped(path, model_config(spec))
+
+
+def _mapped(path: Path, cfg: GPT2Config) -> GPT2:
+    """A GPT-2 whose weights are the stored file's pages (copy-on-write: a write stays private)."""
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    with torch.device("meta"):
+        model = GPT2(cfg)
+    model.load_state_dict(state, assign=True)
+    return model.eval()
 
 
 def _copy_as(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     import copy
 
+    if dtype == torch.float64 and isinstance(model, GPT2):
+        return Exact(model).eval()  # float64 arithmetic on the shared float32 weights
     if dtype == torch.float64 and hasattr(model, "exact_copy"):
         return model.exact_copy().eval()
     return copy.deepcopy(model).to(dtype).eval()

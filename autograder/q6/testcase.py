@@ -19,7 +19,11 @@ from autograder.testing import GradedTestCase
 class Q6TestCase(GradedTestCase):
     @property
     def models(self) -> ModelCache:
-        return self.ctx.resources.setdefault("q6.models", ModelCache())
+        if "q6.models" not in self.ctx.resources:
+            models = ModelCache(self.ctx.isolation.store, writer=True)
+            models.share(self.ctx.assignment.models.values())  # before any worker builds its own
+            self.ctx.resources["q6.models"] = models
+        return self.ctx.resources["q6.models"]
 
     @property
     def tokenizer(self) -> GPT2Tokenizer:
