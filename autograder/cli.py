@@ -5,6 +5,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 from autograder import __version__
@@ -169,6 +170,30 @@ def cmd_regrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from autograder.config import load_assignment
+
+    corpus_module, audit = _staff_module("corpus"), _staff_module("audit")
+    corpus = corpus_module.load_corpus(Path(args.corpus) if args.corpus else None)
+    assignment = load_assignment(Path(args.assignment) if args.assignment else None)
+    entries = corpus.select(args.entries)
+    started = time.monotonic()
+    print(f"auditing {len(entries)} corpus entries x {args.seeds} seed(s), {args.jobs} grade(s) at a time ...",
+          file=sys.stderr, flush=True)
+
+    def progress(grade, done: int, total: int) -> None:
+        verdict = "contradicts the manifest" if grade.problems else "agrees"
+        print(f"[{done:>3}/{total}] {time.monotonic() - started:6.0f} s  {grade.entry} (seed {grade.seed}): "
+              f"{verdict} ({grade.seconds:.1f} s)", file=sys.stderr, flush=True)
+
+    report = audit.run_audit(corpus, assignment, entries, args.seeds, args.jobs, on_grade=progress)
+    print(report.text())
+    if args.output:
+        report.write(Path(args.output))
+        print(f"report written to {args.output}")
+    return 1 if report.contradictions else 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     build = _staff_module("build")
     report = build.build(Path(args.out), Path(args.checkpoint) if args.checkpoint else None, on_step=print)
@@ -230,6 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--answers", help=argparse.SUPPRESS)       # build: reference answers to use
     c.add_argument("--save-answers", help=argparse.SUPPRESS)  # build: keep the answers the public tests used
     c.set_defaults(func=cmd_check)
+
+    a = sub.add_parser("audit", help="grade the mutation corpus under several seeds: error rates per test, "
+                       "verdict per entry (staff)")
+    a.add_argument("--seeds", type=int, default=1, help="grader seeds: the config's, then seeds derived from it (default 1)")
+    a.add_argument("--jobs", type=int, default=1, help="grades run in parallel (default 1)")
+    a.add_argument("--entries", help="regular expression: audit only the entries whose name matches, e.g. 'likelihood_'")
+    a.add_argument("--output", help="also write the report here (JSON if the name ends in .json, else text)")
+    a.add_argument("--corpus", help="the corpus manifest (default: tests/fixtures/corpus/manifest.yml of this harness)")
+    a.add_argument("--assignment", help=config_help)
+    a.set_defaults(func=cmd_audit)
 
     b = sub.add_parser("build", help="build and verify dist/autograder.zip and dist/student.zip (staff)")
     b.add_argument("--out", default="dist", help="output folder (default: dist)")

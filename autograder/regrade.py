@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,9 +20,9 @@ from autograder.config import Assignment, load_assignment
 from autograder.context import ReferenceCache
 from autograder.errors import UsageError
 from autograder.export import ExportedSubmission
+from autograder.parallel import DIED, run_jobs
 from autograder.provenance import harness_digest
 
-ATTEMPTS = 2        # a submission whose grading process died this many times is reported, not retried
 _CACHE = ReferenceCache()   # per process: the reference's answers do not depend on the submission
 _ASSIGNMENTS: dict[tuple, Assignment] = {}
 
@@ -139,31 +136,12 @@ class Regrade:
                 and ids == self.test_ids and _status(data) == "graded")
 
     def run(self, jobs: int = 1) -> Iterator[Outcome]:
-        """Grade what is to do, yielding each outcome as it finishes."""
-        if jobs < 1:
-            raise UsageError(f"--jobs {jobs}: give at least 1")
-        if jobs == 1:
-            for job in self.todo:
-                yield grade_one(job)
-            return
-        pending, attempts = list(self.todo), Counter()
-        while pending:
-            batch, pending = pending, []
-            context = multiprocessing.get_context("spawn")  # never fork a process that may hold torch threads
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures = {pool.submit(grade_one, job): job for job in batch}
-                for future in as_completed(futures):
-                    job = futures[future]
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        attempts[job.id] += 1
-                        if attempts[job.id] < ATTEMPTS:
-                            pending.append(job)
-                        else:
-                            message = "the process grading it died (out of memory?)"
-                            (job.out / "error.txt").write_text(message + "\n")
-                            yield Outcome(job.id, "not graded", None, 0.0, message)
+        """Grade what is to do, ``jobs`` submissions at a time, yielding each outcome as it finishes."""
+        for job, outcome in run_jobs(grade_one, self.todo, jobs):
+            if outcome is None:
+                (job.out / "error.txt").write_text(DIED + "\n")
+                outcome = Outcome(job.id, "not graded", None, 0.0, DIED)
+            yield outcome
 
     # -- reports ---------------------------------------------------------------------------
     def report_names(self) -> tuple[str, str]:

@@ -87,7 +87,8 @@ def test_student_zip_holds_no_hidden_test_and_no_reference_code():
             "tests_public/assignment.yml", "autograder/worker.py"} <= set(texts)
     assert not any("hidden" in name or "reference" in name.replace("reference_answers", "") for name in texts)
     assert not any(name.startswith("autograder/") and name.rsplit("/", 1)[-1] in
-                   ("build.py", "bundle.py", "regrade.py", "export.py") for name in texts)
+                   ("build.py", "bundle.py", "regrade.py", "export.py", "parallel.py", "audit.py", "corpus.py")
+                   for name in texts)
     for name in ("sample.py", "likelihood.py", "classifier.py"):
         assert texts[f"submission/{name}"] == (TEMPLATE / name).read_text()
         template = (TEMPLATE / name).read_text().splitlines()

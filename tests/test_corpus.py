@@ -1,6 +1,6 @@
 """The mutation corpus through the real harness: correct variants get full marks, every mistake is caught.
 
-Each entry of ``tests/fixtures/corpus/manifest.yml`` becomes a submission (its fixture plus the
+Each entry of ``tests/fixtures/corpus/manifest.yml`` (read by ``autograder.corpus``) becomes a submission (its fixture plus the
 reference's other two files) graded in-process by ``autograder.runner.grade``, restricted to the
 graded tests that run the replaced file.  One ReferenceCache serves the whole module, so the
 reference solution's answers are computed once per request.
@@ -13,17 +13,19 @@ import pytest
 
 from autograder.config import load_assignment
 from autograder.context import ReferenceCache
+from autograder.corpus import expectation_problems, load_corpus
 from autograder.runner import grade
-from corpus import PARTS, REFERENCE, build_submission, expectation_problems, graded_tests_for, load_manifest
 
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = load_assignment()
-ENTRIES = load_manifest()
+CORPUS = load_corpus()
+ENTRIES = CORPUS.entries
 # Grader seeds: None is the assignment's own.  One seed already takes about 20 minutes of CPU
 # (a sample.py entry costs 25-65 s to grade, a likelihood.py entry ~10 s, a classifier.py entry
 # ~4 s), so a second seed, e.g. derive_seed(ASSIGNMENT.seed, "corpus"), is left out.  For a quick
-# look, select entries by name: -k "classifier_ or likelihood_".
+# look, select entries by name: -k "classifier_ or likelihood_"; `python -m autograder audit --seeds N`
+# grades the corpus under several seeds and reports per-test error rates.
 SEEDS = (None,)
 # The default test run grades this slice of the corpus (a few minutes); the whole corpus is
 # selected with -m corpus (about 20 CPU minutes for one seed).
@@ -40,16 +42,16 @@ def test_corpus_is_complete():
     correct = [e for e in ENTRIES if e.correct]
     wrong = [e for e in ENTRIES if not e.correct]
     assert len(correct) >= 14 and len(wrong) >= 24, (len(correct), len(wrong))
-    assert {p for e in wrong for p in e.breaks} == set(PARTS), "every part needs a mistake that breaks it"
+    assert {p for e in wrong for p in e.breaks} == set(CORPUS.parts), "every part needs a mistake that breaks it"
     assert {e.file for e in correct} == {e.file for e in wrong} == {"sample.py", "likelihood.py", "classifier.py"}
     for entry in ENTRIES:
         source = entry.fixture.read_text()
-        assert source != (REFERENCE / entry.file).read_text(), f"{entry.name} is the reference file verbatim"
+        assert source != (CORPUS.reference / entry.file).read_text(), f"{entry.name} is the reference file verbatim"
         doc = ast.get_docstring(ast.parse(source)) or ""
         assert doc.startswith(f"Mutation corpus, {entry.file}, {'CORRECT' if entry.correct else 'WRONG'}:"), \
             f"{entry.name}: the docstring must say what the fixture is, got {doc[:80]!r}"
         for part in entry.breaks + entry.may_break:
-            assert any(test_id.startswith(part) for test_id in graded_tests_for(entry, ASSIGNMENT)), \
+            assert any(test_id.startswith(part) for test_id in CORPUS.graded_tests_for(entry, ASSIGNMENT)), \
                 f"{entry.name} breaks {part}, but no test of {part} runs {entry.file}"
 
 
@@ -57,8 +59,8 @@ def test_corpus_is_complete():
 @pytest.mark.parametrize("entry", [pytest.param(e, id=e.name, marks=() if e.name in SMOKE else pytest.mark.corpus)
                                    for e in ENTRIES])
 def test_corpus_entry(entry, seed, reference_cache, tmp_path):
-    ran = graded_tests_for(entry, ASSIGNMENT)
-    submission = build_submission(entry, tmp_path / "submission")
+    ran = CORPUS.graded_tests_for(entry, ASSIGNMENT)
+    submission = CORPUS.build_submission(entry, tmp_path / "submission")
     results, _ = grade(submission, seed=seed, only=ran, reference_cache=reference_cache)
     problems = expectation_problems(entry, results, ran)
     assert not problems, (f"{entry.label}, grader seed {ASSIGNMENT.seed if seed is None else seed}:\n  "

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autograder.q6.snippets import SNIPPET_CHARS, labelled_snippets, natural_snippets, random_letter_snippet
-from autograder.q6.textmodel import VOCAB_SIZE, build_text_model
+from autograder.q6.textmodel import OFFSET_HIGH, OFFSET_LOW, VOCAB_SIZE, build_text_model, row_offsets
 from autograder.q6.tokenizer import GPT2Tokenizer
 
 
@@ -30,14 +30,32 @@ def log_likelihood(model, ids: torch.Tensor) -> float:
     return logp.gather(1, ids[0, 1:, None]).sum().item()
 
 
-def test_logits_are_normalised_float32(model, tokenizer):
+def test_log_softmax_of_the_logits_is_normalised_float32(model, tokenizer):
     ids = tokenizer.encode("ROSALIND: My lord, the messenger is at the gate.")
     logits, presents = model(ids, position_ids=None, token_type_ids=None, past=None)
     assert logits.dtype == torch.float32 and logits.shape == (1, ids.size(1), VOCAB_SIZE)
     assert torch.isfinite(logits).all()
-    sums = logits.double().exp().sum(-1)
-    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-4)
+    sums = torch.log_softmax(logits.double(), dim=-1).exp().sum(-1)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-12)
     assert torch.equal(presents[0], ids)
+
+
+def test_raw_logits_are_offset_log_probabilities(model, tokenizer):
+    """Each row is the log-probabilities plus 1 to 6 nats: summing raw logits is off by a nat a token."""
+    ids = tokenizer.encode("ROSALIND: My lord, the messenger is at the gate. xQzPLkWmRtaB")
+    logits, _ = model(ids)
+    logp = logits.double().logsumexp(-1)                       # (1, T): a row's offset
+    assert (logp > OFFSET_LOW - 1e-4).all() and (logp < OFFSET_HIGH + 1e-4).all(), logp
+    assert logp.std() > 0.5                                   # the offset varies with the context
+    expected = row_offsets(torch.arange(ids.size(1)), ids[0]).view(1, -1)
+    assert torch.allclose(logp, expected, atol=1e-4)
+    # log_softmax of the logits is the model's log-probabilities: its rows with a zero offset
+    with torch.no_grad():
+        logprobs = model._next_token_logits(ids[0], model._posterior_natural(ids)[0], torch.zeros(ids.size(1)))
+    assert torch.allclose(logprobs.double().exp().sum(-1), torch.ones(ids.size(1), dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(torch.log_softmax(logits[0].double(), dim=-1), logprobs.double(), atol=1e-4)
+    raw = logits[0, :-1].double().gather(1, ids[0, 1:, None]).sum().item()
+    assert raw - log_likelihood(model, ids) > (ids.size(1) - 1) * OFFSET_LOW - 1e-2
 
 
 def test_token_by_token_with_past_equals_full_call(model, tokenizer):

@@ -7,6 +7,7 @@ checks every value again; nothing here decides a score.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -63,12 +64,22 @@ def as_array(value, what: str, integer: bool) -> np.ndarray:
 
 
 def as_float(value, what: str) -> float:
-    """A real number: a float, an int, a numpy float or a one-element floating tensor."""
+    """A finite real number: a float, an int, a numpy float or a one-element floating tensor.
+
+    A tensor still attached to the autograd graph is accepted (its value is read detached);
+    NaN and infinities are refused here, with a message the student can act on.
+    """
     if type(value) in (float, int) or isinstance(value, np.floating) and type(value).__module__ == "numpy":
-        return float(value)
-    if type(value) is torch.Tensor and value.numel() == 1 and value.is_floating_point():
-        return float(value.detach().cpu().item())
-    raise InvalidReturn(f"{what} returned {_describe(value)}; it must return a Python float")
+        number = float(value)
+    elif type(value) is torch.Tensor and value.numel() == 1 and value.is_floating_point():
+        number = float(value.detach().cpu().item())
+    else:
+        raise InvalidReturn(f"{what} returned {_describe(value)}; it must return a Python float")
+    if not math.isfinite(number):
+        shown = "NaN" if math.isnan(number) else repr(number)
+        raise InvalidReturn(f"{what} returned {shown}; it must return a finite real number "
+                            "(the sum of log-probabilities in nats)")
+    return number
 
 
 def as_bool(value, what: str) -> bool:

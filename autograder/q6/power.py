@@ -87,3 +87,17 @@ def sampler_power(spec: dict, temperature: float | None, draws: int, alpha: floa
     hot, cold = pit_delta(p, tempered(p, 1.1)), pit_delta(p, tempered(p, 0.9))
     return PowerReport(draws, alpha, hot, cold, dkw_power(hot, draws, alpha), dkw_power(cold, draws, alpha),
                        dkw_power(0.1, draws, alpha))
+
+
+def design_power(assignment, spec) -> PowerReport | None:
+    """The design power of a statistical graded test whose sampler runs on a profile model, else None.
+
+    ``spec`` is the test's ``TestSpec``; its ``params.sampler`` gives the model and the draws
+    (runs x length), as ``checks.sampler_law`` pools them.
+    """
+    sampler = spec.params.get("sampler")
+    if not spec.statistical or not isinstance(sampler, dict):
+        return None
+    draws = int(sampler["runs"]) * int(sampler["length"])
+    return sampler_power(assignment.model(sampler["model"]), sampler.get("temperature"), draws,
+                         assignment.alpha_per_test)

@@ -26,9 +26,14 @@ context.  Everything is deterministic; no randomness is drawn anywhere.
 
 Calling convention (as ``autograder.q6.model.GPT2``):
 ``model(input_ids, position_ids=None, token_type_ids=None, past=None) -> (logits, presents)``,
-logits (B, T, 50257) float32 equal to next-token log-probabilities; ``presents`` is a list
-holding one LongTensor (B, P+T) of all token ids seen so far, reusable as ``past``.
-``position_ids`` and ``token_type_ids`` are accepted and ignored.
+logits (B, T, 50257) float32 whose ``log_softmax`` is the next-token log-probabilities;
+``presents`` is a list holding one LongTensor (B, P+T) of all token ids seen so far, reusable as
+``past``.  ``position_ids`` and ``token_type_ids`` are accepted and ignored.
+
+Logits are not normalised, as GPT-2's are not: each row is the log-probabilities plus an offset
+between +1 and +6 nats set by the row's position and its last token (``row_offsets``).  Softmax
+and log_softmax do not see it, so every log-likelihood above is unchanged, while summing raw
+logits (a forgotten log_softmax) is off by at least a nat per token.
 """
 from __future__ import annotations
 
@@ -43,6 +48,8 @@ import torch.nn as nn
 from autograder.q6.tokenizer import GPT2Tokenizer
 
 VOCAB_SIZE = 50257
+OFFSET_LOW, OFFSET_HIGH = 1.0, 6.0   # nats added to a row's log-probabilities (see row_offsets)
+_OFFSET_MODULUS = 1_000_003          # a prime: the hash of (position, token) is taken modulo it
 TRAIN_PATH = Path(__file__).with_name("data") / "natural_train.txt"
 _LETTERS = frozenset(string.ascii_letters)
 
@@ -95,8 +102,8 @@ class NgramLM(nn.Module):
         log_odds = math.log1p(-self.noise_prior) - math.log(self.noise_prior) + log_nat - log_noise
         return torch.sigmoid(log_odds)
 
-    def _next_token_logprobs(self, context: torch.Tensor, post_nat: torch.Tensor) -> torch.Tensor:
-        """(N,) context ids, (N,) posteriors -> (N, V) float32 next-token log-probabilities.
+    def _next_token_logits(self, context: torch.Tensor, post_nat: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """(N,) context ids, posteriors and row offsets -> (N, V) float32 logits: log-probabilities + offset.
 
         Row by row on purpose: every row then goes through exactly the same float32 kernels
         whatever N is, so a token-by-token call with ``past`` equals one full call bit for bit.
@@ -107,7 +114,8 @@ class NgramLM(nn.Module):
         dense = self.dense                                                    # (3, V) f32
         out = torch.empty(context.numel(), VOCAB_SIZE, device=dense.device)   # (N, V)
         lows, highs = self.bigram_indptr[context].tolist(), self.bigram_indptr[context + 1].tolist()
-        for i, (lo, hi, c0, c1, c2) in enumerate(zip(lows, highs, c_base.tolist(), c_uni.tolist(), c_noise.tolist())):
+        rows = zip(lows, highs, c_base.tolist(), c_uni.tolist(), c_noise.tolist(), offsets.tolist())
+        for i, (lo, hi, c0, c1, c2, shift) in enumerate(rows):
             row = out[i]                                                      # (V,) view
             torch.mul(dense[0], c0, out=row)
             row.add_(dense[1], alpha=c1).add_(dense[2], alpha=c2)
@@ -115,7 +123,7 @@ class NgramLM(nn.Module):
             if hi > lo:
                 cols = self.bigram_keys[lo:hi] % VOCAB_SIZE
                 row.index_add_(0, cols, (c_bigram[i] * self.bigram_probs[lo:hi]).float())
-            row.log_()
+            row.log_().add_(shift)
         return out
 
     def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None):
@@ -136,9 +144,20 @@ class NgramLM(nn.Module):
             history = torch.cat((past[0].long(), ids), dim=1)                 # (B, P+T)
         P = history.size(1) - T
         post_nat = self._posterior_natural(history)[:, P:]                    # (B, T)
-        logits = self._next_token_logprobs(ids.reshape(-1), post_nat.reshape(-1))  # (B*T, V)
+        positions = torch.arange(P, P + T).expand(B, T)                       # (B, T)
+        offsets = row_offsets(positions.reshape(-1), ids.reshape(-1))          # (B*T,)
+        logits = self._next_token_logits(ids.reshape(-1), post_nat.reshape(-1), offsets)  # (B*T, V)
         logits = logits.view(B, T, VOCAB_SIZE)                                # (B, T, V) float32
         return logits, [history]
+
+
+def row_offsets(positions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """(N,) positions in the text and (N,) last tokens -> (N,) f64 offsets in [OFFSET_LOW, OFFSET_HIGH).
+
+    A fixed hash of the context, so a row's offset is the same in a full call and with ``past``.
+    """
+    mixed = (positions.long() * 2_654_435_761 + tokens.long() * 40_503 + 12_345) % _OFFSET_MODULUS
+    return OFFSET_LOW + (OFFSET_HIGH - OFFSET_LOW) * mixed.double() / _OFFSET_MODULUS
 
 
 def _letter_token_lengths(tokenizer: GPT2Tokenizer) -> np.ndarray:
