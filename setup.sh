@@ -70,9 +70,15 @@ if [[ $(id -u) -eq 0 ]]; then
     fi
   done
   .venv/bin/python -m autograder.isolation traverse --grant "$here" | sed 's/^/setup.sh: /'
-  if [[ "$here" == /autograder/source ]]; then
-    .venv/bin/python -m autograder.isolation lock "$here" | sed 's/^/setup.sh: /'
-  fi
 else
   say "not root: no worker users; student code will run as you (the grader says which protections are off)"
+fi
+
+if [[ -d reference_solution ]]; then  # the staff tree and Gradescope's; not the student bundle
+  say "grading the reference solution once, so its answers are cached for every grade (about a minute)"
+  .venv/bin/python -m autograder warm | sed 's/^/setup.sh: warm: /'
+fi
+
+if [[ $(id -u) -eq 0 && "$here" == /autograder/source ]]; then
+  .venv/bin/python -m autograder.isolation lock "$here" | sed 's/^/setup.sh: /'
 fi

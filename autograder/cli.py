@@ -216,6 +216,22 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warm(args: argparse.Namespace) -> int:
+    """Grade the reference solution once, so the reference's answers are on disk before any grade."""
+    from autograder.context import REFERENCE_DIR
+    from autograder.runner import grade
+
+    results, log = grade(REFERENCE_DIR, assignment=Path(args.assignment) if args.assignment else None,
+                         lock_gradescope=False)
+    lost = [t.name for t in results.tests if t.score < t.points]
+    if lost:
+        print("\n".join(log[-20:]))
+        raise AutograderError(f"the reference solution lost points on {lost}: fix the harness or the reference "
+                              "before grading students")
+    print(f"reference answers cached in .cache/reference/ ({results.execution_time:.0f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description="Grade GPT-2 homework submissions.")
     parser.add_argument("--version", action="version", version=__version__)
@@ -270,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="dist", help="output folder (default: dist)")
     b.add_argument("--checkpoint", help="the course checkpoint file named by the assignment config")
     b.set_defaults(func=cmd_build)
+
+    w = sub.add_parser("warm", help="grade the reference solution once so its answers are cached (setup.sh runs this)")
+    w.add_argument("--assignment", help=config_help)
+    w.set_defaults(func=cmd_warm)
 
     k = sub.add_parser("checkpoint", help="fetch or copy the configured checkpoint and verify it (setup.sh runs this)")
     k.add_argument("--from", dest="source", help="copy this file into place instead of fetching it")

@@ -12,6 +12,7 @@ from autograder import protocol
 from autograder.config import Assignment, derive_seed
 from autograder.errors import AutograderError, MissingFile, StudentError
 from autograder.isolation import Isolation
+from autograder.provenance import harness_digest
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
@@ -39,7 +40,10 @@ class ReferenceCache:
 
     @staticmethod
     def key(files: dict[str, Path], module: str, driver: str, args: dict) -> str:
-        digest = hashlib.sha256(protocol.encode({"module": module, "driver": driver, "args": args}))
+        """The request, the reference files and the harness that computes from them (its models
+        and drivers), so a changed harness never reads answers an older one wrote."""
+        digest = hashlib.sha256(protocol.encode({"module": module, "driver": driver, "args": args,
+                                                 "harness": harness_digest()}))
         for name in sorted(files):
             digest.update(name.encode() + b"\0" + files[name].read_bytes())
         return digest.hexdigest()

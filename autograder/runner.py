@@ -144,12 +144,13 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
 
 def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
-          ) -> tuple[GradingResults, list[str]]:
+          lock_gradescope: bool = True) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
     grading to those test ids; ``reference_cache`` lets several grades in
-    one process share the reference solution's answers, which depend only on the request.
+    one process share the reference solution's answers, which depend only on the request;
+    ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade).
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
@@ -158,7 +159,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     log: list[str] = []
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
     try:
-        if os.geteuid() == 0 and isolation.on_gradescope():
+        if lock_gradescope and os.geteuid() == 0 and isolation.on_gradescope():
             log += isolation.prepare_gradescope()  # lock the tree and results folder before any student code
         if not isinstance(assignment, Assignment):
             assignment = load_assignment(assignment, seed=seed)
