@@ -142,8 +142,9 @@ class WorkerHandle:
 
     def _handshake(self) -> None:
         try:
-            hello = protocol.read(_Deadline(self._resp, self._spawned_at + self.limits.startup_seconds, "startup"),
-                                  1 << 16)
+            # A prestarted worker's hello may have waited in the pipe past the startup deadline.
+            until = max(self._spawned_at + self.limits.startup_seconds, time.monotonic() + 0.5)
+            hello = protocol.read(_Deadline(self._resp, until, "startup"), 1 << 16)
         except (EOFError, ProtocolError, StudentTimeout) as exc:
             output = self.captured_output()
             self.stop()

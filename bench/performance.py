@@ -4,8 +4,8 @@ Scenarios (all by default):
 
 - ``embedded``: the reference solution on the embedded default models, with a warm reference
   cache (as on a Gradescope image, whose setup.sh fills it) and a cold one;
-- ``gpt2-small``: the same on one core with GPT-2 small's real size (12 layers, width 768)
-  built from synthetic weights, in place of the two small synthetic GPT-2s;
+- ``gpt2-small``: the same on one core with the model ``gpt2`` at GPT-2 small's real size
+  (12 layers, width 768, synthetic weights), as when it points at the course checkpoint;
 - ``regrade``: ``autograder regrade --jobs 2`` of an export of 20 corpus submissions.
 
 For each grade it prints wall, CPU (harness and workers together) and peak memory (PSS of the
@@ -51,8 +51,7 @@ BUDGETS = {  # scenario -> (wall seconds, peak MiB, what the budget is)
 
 def _gpt2_small_config(dest: Path) -> Path:
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    for name in ("gpt2", "gpt2_b"):
-        data["models"][name].update(GPT2_SMALL)
+    data["models"]["gpt2"].update(GPT2_SMALL)   # as production mode points gpt2 at the course checkpoint
     path = dest / "assignment-gpt2-small.yml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -2,7 +2,7 @@
 
 Each entry of ``tests/fixtures/corpus/manifest.yml`` (read by ``autograder.corpus``) becomes a submission (its fixture plus the
 reference's other two files) graded in-process by ``autograder.runner.grade``, restricted to the
-graded tests that run the replaced file.  One ReferenceCache serves the whole module, so the
+graded tests that run the replaced file.  The harness's disk cache of reference answers serves them, so the
 reference solution's answers are computed once per request.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import ast
 import pytest
 
 from autograder.config import load_assignment
-from autograder.context import ReferenceCache
+from autograder.context import REFERENCE_CACHE_DIR, ReferenceCache
 from autograder.corpus import expectation_problems, load_corpus
 from autograder.runner import grade
 
@@ -35,7 +35,7 @@ SMOKE = {"sample_ok_gumbel_rand", "sample_bad_greedy", "likelihood_ok_cross_entr
 
 @pytest.fixture(scope="module")
 def reference_cache() -> ReferenceCache:
-    return ReferenceCache()
+    return ReferenceCache(REFERENCE_CACHE_DIR)  # setup.sh's warm-up grade filled it for the config's seed
 
 
 def test_corpus_is_complete():
