@@ -104,6 +104,7 @@ class GradingContext:
 
     def close(self) -> None:
         """Stop every worker, then kill whatever any of them left behind (raises if something survives)."""
+        self.resources.clear()  # models mapped from the run's store: unmapped once the tests let go
         try:
             try:
                 for worker in self._workers.values():

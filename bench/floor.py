@@ -8,6 +8,7 @@ workers, checks, reference laws.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import sys
 import tempfile
@@ -43,6 +44,7 @@ def _test_at(spans: dict[str, tuple[float, float]], at: float) -> str:
 def replay(calls, submission: Path, spans: dict[str, tuple[float, float]]) -> dict[str, float]:
     """Seconds of the student functions per test id, replayed in this process on one thread."""
     from autograder.q6 import drivers
+    from autograder.q6.models import _return_freed_memory
 
     from autograder.context import present_files
     from autograder.sandbox import make_scratch
@@ -66,6 +68,9 @@ def replay(calls, submission: Path, spans: dict[str, tuple[float, float]]) -> di
                 seconds[test_id] = seconds.get(test_id, 0.0) + time.perf_counter() - started
             return seconds
         finally:
+            ctx = None
+            gc.collect()
+            _return_freed_memory()   # the next monitored grade must not count this process's models
             del sys.path[-2:]
             for name in [n for n in sys.modules if n == "submission" or n.startswith("submission.")]:
                 sys.modules.pop(name, None)

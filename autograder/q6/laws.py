@@ -73,7 +73,7 @@ def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: 
 
 
 @torch.no_grad()
-def position_logprobs(model64, tokens: np.ndarray, chunk: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def position_logprobs(model64, tokens: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """For each position t: log p_t(x_t) and log p_t(x_t+1) (the last one 0), p_t being the law
     the logits at t give.  Computed ``chunk`` positions at a time through the KV cache, so a
     1024-token text never holds (T, V) float64 rows at once."""

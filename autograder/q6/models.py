@@ -15,6 +15,7 @@ A spec is a small dict that crosses the worker boundary as JSON:
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -151,7 +152,17 @@ class ModelCache:
         torch.save(model.state_dict(), tmp)
         tmp.chmod(0o644)   # workers run as other users and only read it
         os.replace(tmp, path)
+        del model
+        _return_freed_memory()   # the built copy's layers sat on the heap: give them back to the system
         return _mapped(path, model_config(spec))
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps freed heap pages (tensors under its mmap threshold) unless asked to trim."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
 
 
 def _mapped(path: Path, cfg: GPT2Config) -> GPT2:
