@@ -121,10 +121,10 @@ class GPT2(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(past_len, past_len + T, device=input_ids.device)
             position_ids = position_ids.unsqueeze(0).expand(B, T)
-        x = self.wte(input_ids) + self.wpe(position_ids)  # (B, T, C)
+        dt = dtype or self.wte.weight.dtype
+        x = self.wte(input_ids).to(dt) + self.wpe(position_ids).to(dt)  # (B, T, C)
         if token_type_ids is not None:
-            x = x + self.wte(token_type_ids)
-        x = x if dtype is None else x.to(dtype)
+            x = x + self.wte(token_type_ids).to(dt)
         presents = []
         for i, block in enumerate(self.h):
             x, present = block(x, None if past is None else past[i])

@@ -1,0 +1,114 @@
+"""What makes a grade fast without changing a verdict: lanes, shared weights, exact laws without copies."""
+from __future__ import annotations
+
+import copy
+import stat
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from autograder.config import DEFAULT_CONFIG, load_assignment
+from autograder.context import join_answers, split_request
+from autograder.errors import AutograderError, ConfigError
+from autograder.q6 import laws
+from autograder.q6.checks import SamplerScenario, _reseeds_itself
+from autograder.q6.model import Exact
+from autograder.q6.models import ModelCache, build_model, model_config
+
+ASSIGNMENT = load_assignment()
+
+
+def test_a_spread_request_is_cut_in_fixed_order_and_its_answers_joined_back():
+    args = {"prompts": [1, 2, 3, 4, 5], "seeds": [10, 20, 30, 40, 50], "length": 7}
+    parts = split_request(args, ("prompts", "seeds"), 2)
+    assert parts == [{"prompts": [1, 2], "seeds": [10, 20], "length": 7},
+                     {"prompts": [3, 4, 5], "seeds": [30, 40, 50], "length": 7}]
+    assert split_request(args, ("prompts",), 8)[0] == {**args, "prompts": [1]}  # never an empty lane
+    assert join_answers([{"tokens": [1, 2]}, {"tokens": [3]}]) == {"tokens": [1, 2, 3]}
+    assert join_answers([{"tokens": [1]}, {"tokens": "forged"}]) == {"tokens": None}  # reported as malformed
+    with pytest.raises(AutograderError, match="different lengths"):
+        split_request({"prompts": [1, 2], "seeds": [1]}, ("prompts", "seeds"), 2)
+
+
+def test_lanes_must_be_a_small_positive_integer(tmp_path):
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for bad in (0, 9, "two"):
+        data["lanes"] = bad
+        path = tmp_path / "assignment.yml"
+        path.write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError, match="lanes"):
+            load_assignment(path)
+
+
+@torch.no_grad()
+def test_exact_laws_from_float32_weights_equal_a_float64_copy():
+    model = build_model(ASSIGNMENT.model("gpt2"))
+    copy64 = copy.deepcopy(model).double()
+    exact = Exact(model)
+    ids = torch.tensor([[5, 17, 300, 50256, 9]])
+    want, past64 = copy64(ids[:, :3])
+    got, past = exact(ids[:, :3])
+    assert got.dtype == torch.float64 and torch.allclose(got, want, rtol=0, atol=1e-12)
+    want2, _ = copy64(ids[:, 3:], past=past64)
+    got2, _ = exact(ids[:, 3:], past=past)
+    assert torch.allclose(got2, want2, rtol=0, atol=1e-12)
+    assert next(model.parameters()).dtype == torch.float32  # no copy was made
+
+
+@pytest.mark.parametrize("name", ["gpt2", "text"])
+@torch.no_grad()
+def test_chunked_position_logprobs_equal_one_full_pass(name):
+    model64 = ModelCache().get(ASSIGNMENT.model(name), torch.float64)
+    tokens = np.random.default_rng(0).integers(0, 50256, size=30)
+    own, nxt = laws.position_logprobs(model64, tokens, chunk=7)
+    logp = torch.log_softmax(model64(torch.as_tensor(tokens).view(1, -1))[0][0].double(), -1).numpy()
+    np.testing.assert_allclose(own, logp[np.arange(30), tokens], atol=1e-9)
+    np.testing.assert_allclose(nxt[:-1], logp[np.arange(29), tokens[1:]], atol=1e-9)
+    assert nxt[-1] == 0.0
+
+
+@pytest.mark.parametrize("name", ["profile40", "profile1000"])
+@torch.no_grad()
+def test_a_designed_models_exact_support_agrees_with_its_logits(name):
+    spec = ASSIGNMENT.model(name)
+    model, top_k = ModelCache().get(spec, torch.float64), model_config(spec).top_k
+    rng = np.random.default_rng(1)
+    tokens = list(rng.integers(0, 50257, 6))
+    for _ in range(40):  # mostly survivors, some tokens just past the cut, some anywhere
+        order = torch.argsort(model(torch.tensor([tokens]))[0][0, -1], descending=True)
+        tokens.append(int(order[rng.integers(0, top_k + 5)]) if rng.random() < 0.8 else int(rng.integers(0, 50257)))
+    rows = model(torch.tensor([tokens]))[0][0, 5:-1]
+    kth = torch.topk(rows, top_k, dim=-1).values[:, -1]
+    from_logits = (rows.gather(1, torch.tensor(tokens[6:]).view(-1, 1))[:, 0] >= kth).numpy()
+    assert (model.in_top_k(tokens, 6, top_k) == from_logits).all() and 0 < from_logits.mean() < 1
+
+
+def test_the_store_is_written_once_by_the_harness_and_mapped_by_readers(tmp_path):
+    spec = ASSIGNMENT.model("gpt2_b")
+    reader = ModelCache(tmp_path)
+    reader.get(spec)
+    assert list(tmp_path.iterdir()) == []       # a worker never writes the store
+    writer = ModelCache(tmp_path, writer=True)
+    writer.share(ASSIGNMENT.models.values())
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 2 and all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in files)  # gpt2, gpt2_b
+    mapped = ModelCache(tmp_path).get(spec)
+    built = build_model(spec)
+    for (name, a), (_, b) in zip(mapped.state_dict().items(), built.state_dict().items()):
+        assert torch.equal(a, b), name
+    ids = torch.tensor([[1, 2, 3]])
+    assert torch.equal(mapped(ids)[0], built(ids)[0])
+
+
+def test_a_sampler_that_ignores_the_seed_is_caught_only_when_a_collision_is_negligible():
+    spec = ASSIGNMENT.model("profile40")
+    run = np.arange(68).reshape(1, -1)
+    same = _reseeds_itself(spec, SamplerScenario("profile40", 4, 8, 60), [run, run.copy(), run, run], 1e-6)
+    assert same is not None and not same.passed and "seed" in same.message
+    assert _reseeds_itself(spec, SamplerScenario("profile40", 4, 8, 60), [run, run + 1, run, run], 1e-6) is None
+    # two tokens of a top-40 law collide too often for the check to speak
+    assert _reseeds_itself(spec, SamplerScenario("profile40", 4, 8, 2), [run, run.copy(), run, run], 1e-6) is None
+    gpt2 = ASSIGNMENT.model("gpt2")   # no exact collision bound on a GPT-2: no check
+    assert _reseeds_itself(gpt2, SamplerScenario("gpt2", 4, 8, 12), [run, run.copy(), run, run], 1e-6) is None
