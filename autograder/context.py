@@ -39,18 +39,18 @@ class ReferenceCache:
         self.directory = directory
 
     @staticmethod
-    def key(files: dict[str, Path], module: str, driver: str, args: dict) -> str:
-        """The request, the reference files and the harness that computes from them (its models
-        and drivers), so a changed harness never reads answers an older one wrote."""
+    def key(files: dict[str, Path], module: str, driver: str, args: dict, harness: str = "") -> str:
         digest = hashlib.sha256(protocol.encode({"module": module, "driver": driver, "args": args,
-                                                 "harness": harness_digest()}))
+                                                 "harness": harness}))
         for name in sorted(files):
             digest.update(name.encode() + b"\0" + files[name].read_bytes())
         return digest.hexdigest()
 
     def key_for(self, files: dict[str, Path], module: str, driver: str, args: dict) -> str:
-        """The key of a request to the reference ``files``; a subclass may key on the request alone."""
-        return self.key(files, module, driver, args)
+        """The key of a request to the reference ``files`` computed by this harness (its models and
+        drivers), so a changed harness never reads answers an older one wrote; a subclass may key
+        on the request alone."""
+        return self.key(files, module, driver, args, harness_digest())
 
     def get(self, key: str) -> dict | None:
         if key not in self._answers and self.directory is not None:
