@@ -44,7 +44,7 @@ def _test_at(spans: dict[str, tuple[float, float]], at: float) -> str:
 def replay(calls, submission: Path, spans: dict[str, tuple[float, float]]) -> dict[str, float]:
     """Seconds of the student functions per test id, replayed in this process on one thread."""
     from autograder.q6 import drivers
-    from autograder.q6.models import _return_freed_memory
+    from autograder.q6.models import return_freed_memory
 
     from autograder.context import present_files
     from autograder.sandbox import make_scratch
@@ -70,7 +70,7 @@ def replay(calls, submission: Path, spans: dict[str, tuple[float, float]]) -> di
         finally:
             ctx = None
             gc.collect()
-            _return_freed_memory()   # the next monitored grade must not count this process's models
+            return_freed_memory()   # the next monitored grade must not count this process's models
             del sys.path[-2:]
             for name in [n for n in sys.modules if n == "submission" or n.startswith("submission.")]:
                 sys.modules.pop(name, None)

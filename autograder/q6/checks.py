@@ -82,24 +82,34 @@ def check_token_array(name: str, got, prompt: np.ndarray, length: int) -> Outcom
     return Outcome(True)
 
 
-def sample_shape(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> Outcome:
-    """The output's shape, prefix and token range, and the top-k support of every draw."""
+def _draws(t: GradedTestCase, sc: SamplerScenario, models: ModelCache):
+    """Run the scenario's sample() calls; return (spec, args, draws) and the first shape or
+    top-k support failure (None when every output is well formed and every draw a survivor)."""
     spec, args = _args(t, sc.model)
-    prompts = _prompts(t, sc.runs, sc.prompt_len)
+    prompts = _run_prompts(t, sc)
     args.update(prompts=prompts, seeds=[t.ctx.seed(t.spec.id, "run", i) for i in range(sc.runs)],
                 length=sc.length, temperature=sc.temperature, horizon=sc.horizon)
-    got = t.student("sample", args)["tokens"]
+    got = t.student("sample", args, spread=RUNS)["tokens"]
     if not isinstance(got, list) or len(got) != sc.runs:
-        return Outcome(False, "sample(): the worker's answer is malformed", "malformed answer")
-    top_k = model_config(spec).top_k
+        return (spec, args, got), Outcome(False, "sample(): the worker's answer is malformed", "malformed answer")
     for tokens, prompt in zip(got, prompts):
         shape = check_token_array("sample()", tokens, prompt, sc.length)
         if not shape.passed:
-            return shape
-        support = laws.in_support(models.get(spec, torch.float64), tokens[0], sc.prompt_len, top_k)
+            return (spec, args, got), shape
+    top_k = model_config(spec).top_k
+    model64 = models.get(spec, torch.float64)
+    for tokens in got:
+        support = laws.in_support(model64, tokens[0], sc.prompt_len, top_k)
         if not support.all():
-            return _outside_top_k(top_k, int(np.flatnonzero(~support)[0]))
-    return Outcome(True, detail=f"{sc.runs} outputs of the right shape, every draw in the top {top_k}")
+            return (spec, args, got), _outside_top_k(top_k, int(np.flatnonzero(~support)[0]))
+    return (spec, args, got), None
+
+
+def sample_shape(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> Outcome:
+    """The output's shape, prefix and token range, and the top-k support of every draw."""
+    (spec, _, _), failure = _draws(t, sc, models)
+    return failure or Outcome(True, detail=f"{sc.runs} outputs of the right shape, every draw in the "
+                                           f"top {model_config(spec).top_k}")
 
 
 def _outside_top_k(top_k: int, step: int) -> Outcome:
@@ -110,23 +120,11 @@ def _outside_top_k(top_k: int, step: int) -> Outcome:
 
 def sampler_law(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> Outcome:
     """Support check, then seeded draw-for-draw match, then a PIT/KS goodness-of-fit test."""
-    spec, args = _args(t, sc.model)
-    prompts = _run_prompts(t, sc)
-    seeds = [t.ctx.seed(t.spec.id, "run", i) for i in range(sc.runs)]
-    args.update(prompts=prompts, seeds=seeds, length=sc.length, temperature=sc.temperature, horizon=sc.horizon)
-    got = t.student("sample", args, spread=RUNS)["tokens"]
-    if not isinstance(got, list) or len(got) != sc.runs:
-        return Outcome(False, "sample(): the worker's answer is malformed", "malformed answer")
-    for tokens, prompt in zip(got, prompts):
-        shape = check_token_array("sample()", tokens, prompt, sc.length)
-        if not shape.passed:
-            return shape
+    (spec, args, got), failure = _draws(t, sc, models)
+    if failure is not None:
+        return failure
     top_k = model_config(spec).top_k
     model64 = models.get(spec, torch.float64)
-    for tokens in got:
-        support = laws.in_support(model64, tokens[0], sc.prompt_len, top_k)
-        if not support.all():
-            return _outside_top_k(top_k, int(np.flatnonzero(~support)[0]))
     alpha = t.ctx.assignment.alpha_per_test
     reseeded = _reseeds_itself(spec, sc, got, alpha)
     if reseeded is not None:

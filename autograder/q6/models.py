@@ -153,11 +153,11 @@ class ModelCache:
         tmp.chmod(0o644)   # workers run as other users and only read it
         os.replace(tmp, path)
         del model
-        _return_freed_memory()   # the built copy's layers sat on the heap: give them back to the system
+        return_freed_memory()   # the built copy's layers sat on the heap: give them back to the system
         return _mapped(path, model_config(spec))
 
 
-def _return_freed_memory() -> None:
+def return_freed_memory() -> None:
     """glibc keeps freed heap pages (tensors under its mmap threshold) unless asked to trim."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
