@@ -1,8 +1,8 @@
-"""What a worker process is confined by, applied in the child between fork and exec.
+"""What a worker process is confined by, applied by the worker itself before it runs any student code.
 
-``Confinement.apply`` runs as ``preexec_fn``: resource limits first, then (when the harness is
-root) a private network and IPC namespace, then the switch to the unprivileged worker user,
-then ``no_new_privs`` (setuid binaries gain nothing) and a parent-death signal (a worker never
+``Confinement.apply`` runs in the freshly forked worker (``autograder.forkserver``): resource
+limits first, then (when the harness is root) a private network and IPC namespace, then the
+switch to the unprivileged worker user, then ``no_new_privs`` (setuid binaries gain nothing) and a parent-death signal (a worker never
 outlives the harness).  It must not raise for an optional layer: the harness learns what held
 from the worker's hello message (its user and network namespace), not from here.
 """
@@ -31,8 +31,18 @@ class Confinement:
     private_network: bool = False   # try unshare(CLONE_NEWNET | CLONE_NEWIPC); needs root
     umask: int = 0o077
 
+    def as_data(self) -> dict:
+        """Plain data for the fork server's request (``from_data`` reads it back)."""
+        return {"rlimits": [[k, s, h] for k, (s, h) in self.rlimits.items()], "uid": self.uid, "gid": self.gid,
+                "private_network": self.private_network, "umask": self.umask}
+
+    @classmethod
+    def from_data(cls, data: dict) -> "Confinement":
+        return cls(rlimits={int(k): (int(s), int(h)) for k, s, h in data["rlimits"]}, uid=data["uid"],
+                   gid=data["gid"], private_network=bool(data["private_network"]), umask=int(data["umask"]))
+
     def apply(self) -> None:
-        """Runs in the forked child, before exec."""
+        """Runs in the forked worker, before it imports anything of the student's."""
         os.umask(self.umask)
         for which, (soft, hard) in self.rlimits.items():
             _set_limit(which, soft, hard)

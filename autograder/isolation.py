@@ -27,12 +27,13 @@ from pathlib import Path
 from autograder import reaper
 from autograder.confine import Confinement, net_namespace
 from autograder.errors import AutograderError
+from autograder.forkserver import ForkServer
 from autograder.identity import Identity, acquire_identity, try_identity, worker_users  # noqa: F401 - re-exported
 
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
 GRADESCOPE = Path("/autograder")
 # Modules are found from these by following their ``autograder`` imports; data files are listed.
-RUNTIME_ENTRY = ("autograder.worker",)
+RUNTIME_ENTRY = ("autograder.worker", "autograder.forkserver")
 RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
 PROTECTED = ("tests_hidden", "reference_solution", "autograder")   # what "locked" is checked on
 MARKER_VAR = "AUTOGRADER_WORKER"
@@ -228,6 +229,8 @@ class Isolation:
     marker: str = field(default_factory=lambda: secrets.token_hex(12))
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
     closed: Path | None = None          # what kept workers from running as the worker user
+    server: ForkServer | None = None    # forks this run's workers (started with the run)
+    finished: bool = False
 
     @classmethod
     def start(cls, workdir: Path, drivers: str, require: bool | None = None,
@@ -253,6 +256,9 @@ class Isolation:
                       closed=closed)
             if identity is not None:
                 iso.sweep()  # whatever a crashed earlier run may have left
+            iso.server = ForkServer(iso.runtime, iso.environment(iso.runtime), (*RUNTIME_ENTRY, drivers),
+                                    workdir / "forkserver.log")
+            iso.server.start()  # its imports overlap the harness's own start
         except BaseException:
             if identity is not None:
                 identity.release()
@@ -265,6 +271,18 @@ class Isolation:
         as_user = student and self.identity is not None
         return Confinement(rlimits=rlimits, uid=self.identity.uid if as_user else None,
                            gid=self.identity.gid if as_user else None, private_network=self.privileged)
+
+    def forkserver(self) -> ForkServer:
+        if self.server is None:
+            raise OSError("this grading run is closed: it starts no more workers")
+        return self.server
+
+    def forkserver_output(self, limit: int = 4000) -> str:
+        """The end of what the fork server printed (why it could not start a worker)."""
+        try:
+            return self.server.log.read_text(errors="replace")[-limit:] if self.server else ""
+        except OSError:
+            return ""
 
     def own(self, path: Path) -> None:
         """Give a student scratch folder to the worker user (and to nobody else)."""
@@ -305,8 +323,9 @@ class Isolation:
 
     def leftovers(self, roots: set[int], spare: set[int]) -> reaper.Target:
         uid = self.identity.uid if self.identity else None
+        server = {self.server.pid} if self.server is not None and self.server.pid else set()
         return reaper.Target(frozenset(roots), uid, f"{MARKER_VAR}={self.marker}".encode(),
-                             whole_uid=False, spare=frozenset(spare))
+                             whole_uid=False, spare=frozenset(spare | server))
 
     def sweep(self) -> int:
         """Kill every process of this run's worker user and remove its files; returns the kills."""
@@ -317,7 +336,14 @@ class Isolation:
         return killed
 
     def close(self) -> None:
+        """End the run (once; closing again does nothing)."""
+        if self.finished:
+            return
+        self.finished = True
         try:
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
             self.sweep()
         finally:
             if self.identity is not None:

@@ -1,8 +1,9 @@
 """The harness side of a worker: start it, send a request, wait with a deadline, restart after faults.
 
 Student code is never imported here.  Each ``WorkerHandle`` runs one student module in its own
-process (its own session), confined by ``autograder.confine`` (resource limits; as root also
-the unprivileged worker user of ``autograder.isolation`` and a private network), in a scratch
+process (its own session), forked by the run's ``autograder.forkserver`` and confined by
+``autograder.confine`` (resource limits; as root also the unprivileged worker user of
+``autograder.isolation`` and a private network), in a scratch
 directory holding only a copy of the submission as the package ``submission``, with stdin on
 /dev/null, a scrubbed environment and its output captured to a file.  Every read and write on
 the worker's pipes has a deadline, and after every call whatever the worker left running is
@@ -17,7 +18,6 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from pathlib import Path
 from autograder import protocol, reaper
 from autograder.confine import limit_cpu
 from autograder.errors import AutograderError, InvalidReturn, ProtocolError, StudentCrash, StudentTimeout
+from autograder.forkserver import Forked
 from autograder.isolation import Isolation
 
 STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
@@ -89,7 +90,7 @@ class WorkerHandle:
                  limits: Limits, isolation: Isolation, student: bool = True, lane: int = 0):
         self.files, self.module, self.drivers, self.limits = files, module, drivers, limits
         self.workdir, self.isolation, self.student = workdir, isolation, student
-        self.proc: subprocess.Popen | None = None
+        self.proc: Forked | None = None
         self.scratch: Path | None = None
         self._req = self._resp = -1
         self._log_path = workdir / f"{'student' if student else 'reference'}-{module}-{lane}.log"
@@ -113,25 +114,18 @@ class WorkerHandle:
         resp_r, resp_w = os.pipe()
         log = os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         self._output_from = 0
-        confinement = self.isolation.confinement(self.student, self.limits.rlimits(
-            self.isolation.process_limit(self.limits.processes)))
-        bootstrap = (
-            "import sys; sys.path.insert(0, sys.argv[1]); "
-            "from autograder.worker import main; sys.exit(main(sys.argv[2:]))"
-        )
+        rlimits = self.limits.rlimits(self.isolation.process_limit(self.limits.processes))
+        request = {"scratch": str(self.scratch), "module": self.module, "drivers": self.drivers,
+                   "role": "student" if self.student else "reference",
+                   "env": self.isolation.environment(self.scratch),
+                   "confinement": self.isolation.confinement(self.student, rlimits).as_data()}
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", bootstrap, str(self.isolation.runtime), str(self.scratch), self.module,
-                 self.drivers, str(req_r), str(resp_w), "student" if self.student else "reference"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.scratch,
-                env=self.isolation.environment(self.scratch), pass_fds=(req_r, resp_w), start_new_session=True,
-                preexec_fn=confinement.apply,
-            )
+            self.proc = self.isolation.forkserver().spawn(request, (req_r, resp_w, log), self.limits.startup_seconds)
         except OSError as exc:
             self._req, self._resp = req_w, resp_r
             self.stop()
-            raise AutograderError(f"cannot start a worker for {self.module}.py: {exc} "
-                                  "(can the worker user run this Python? see ./setup.sh)") from None
+            raise AutograderError(f"cannot start a worker for {self.module}.py: {exc}"
+                                  f"\n{self.isolation.forkserver_output()}") from None
         finally:
             for fd in (req_r, resp_w, log):
                 os.close(fd)

@@ -1,7 +1,7 @@
 """The worker process: imports one student module and runs the harness's drivers on request.
 
-This module runs only inside the worker subprocess started by ``autograder.sandbox``.  It
-reads requests from one inherited pipe and answers on another, in ``autograder.protocol``'s
+This module runs only inside a worker process, forked by ``autograder.forkserver`` for a
+``autograder.sandbox.WorkerHandle``.  It reads requests from one inherited pipe and answers on another, in ``autograder.protocol``'s
 plain-data format; student code's own stdout and stderr go to capture files.  It never
 decides a score: every value it sends back is checked again by the harness.
 """
@@ -91,11 +91,20 @@ class Worker:
         return _error("crash", f"{self.module_name}.py {what}", tb)
 
 
-def main(argv: list[str]) -> int:
-    scratch, module, drivers_module, req_fd, resp_fd, role = argv
-    scratch_path = Path(scratch)
-    requests = os.fdopen(int(req_fd), "rb", buffering=0)
-    responses = os.fdopen(int(resp_fd), "wb", buffering=0)
+def _flush_output() -> None:
+    """Push what the call printed to the capture file, so the harness shows it with this call."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - student code may have replaced or closed the stream
+            pass
+
+
+def serve(scratch: Path, module: str, drivers_module: str, req_fd: int, resp_fd: int, role: str) -> int:
+    """Answer the harness's requests on ``req_fd``/``resp_fd`` until it closes the request pipe."""
+    scratch_path = scratch
+    requests = os.fdopen(req_fd, "rb", buffering=0)
+    responses = os.fdopen(resp_fd, "wb", buffering=0)
     import torch
 
     torch.set_num_threads(1)
@@ -114,6 +123,7 @@ def main(argv: list[str]) -> int:
         except EOFError:
             return 0
         response = worker.handle(request)
+        _flush_output()
         response["id"] = request.get("id")
         try:
             payload = protocol.encode(response)

@@ -73,10 +73,10 @@ def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: 
 
 
 @torch.no_grad()
-def position_logprobs(model64, tokens: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def position_logprobs(model64, tokens: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """For each position t: log p_t(x_t) and log p_t(x_t+1) (the last one 0), p_t being the law
     the logits at t give.  Computed ``chunk`` positions at a time through the KV cache, so a
-    1024-token text never holds (T, V) float64 rows at once."""
+    1024-token text never holds (T, V) float64 rows at once (64 rows of GPT-2's vocabulary: 26 MB)."""
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
     nxt = torch.cat([ids[0, 1:], ids[0, :1]])                            # (T,) next token; last wraps
     own_out, next_out, past = [], [], None
