@@ -41,6 +41,17 @@ def test_synthetic_weights_depend_only_on_the_seed():
     assert not torch.equal(a.wte.weight, c.wte.weight)
 
 
+def test_synthetic_weights_drawn_in_blocks_are_the_same_stream():
+    import numpy as np
+
+    from autograder.q6.synthetic import _uniform
+
+    whole = _uniform(np.random.Generator(np.random.PCG64(5)), (301, 7), 0.25, block=10 ** 9)
+    blocks = _uniform(np.random.Generator(np.random.PCG64(5)), (301, 7), 0.25, block=64)
+    assert whole.dtype == torch.float32 and torch.equal(whole, blocks)
+    assert float(whole.abs().max()) <= 0.25
+
+
 def test_synthetic_logits_are_sharp_enough_for_top_k_and_temperature_to_matter():
     model = build_model({"kind": "synthetic", "seed": 1, "n_layer": 2, "n_embd": 64, "n_head": 4})
     with torch.no_grad():

@@ -62,10 +62,10 @@ class Attention(nn.Module):
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        if layer_past is not None:
-            k = torch.cat((layer_past[0], k), dim=2)      # (B, nh, P+T, hs)
-            v = torch.cat((layer_past[1], v), dim=2)
-        present = torch.stack((k, v))                      # (2, B, nh, P+T, hs)
+        present = torch.stack((k, v))                      # (2, B, nh, T, hs)
+        if layer_past is not None:  # one new cache, whose halves serve as k and v: no extra copies
+            present = torch.cat((layer_past, present), dim=3)  # (2, B, nh, P+T, hs)
+        k, v = present[0], present[1]                      # (B, nh, P+T, hs)
         P = k.size(2) - T
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)    # (B, nh, T, P+T)
         causal = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)

@@ -14,10 +14,18 @@ import torch
 from autograder.q6.model import GPT2, GPT2Config
 
 
-def _uniform(rng: np.random.Generator, shape: tuple[int, ...], half_width: float) -> torch.Tensor:
-    """Uniform(-half_width, half_width) float32 from an exact integer-derived float64 stream."""
-    u = rng.random(size=shape, dtype=np.float64)  # (k >> 11) * 2**-53: exact on every platform
-    return torch.from_numpy(((2.0 * u - 1.0) * half_width).astype(np.float32))
+def _uniform(rng: np.random.Generator, shape: tuple[int, ...], half_width: float,
+             block: int = 1 << 20) -> torch.Tensor:
+    """Uniform(-half_width, half_width) float32 from an exact integer-derived float64 stream,
+    drawn ``block`` values at a time (the same stream: no float64 copy of a whole matrix)."""
+    out = np.empty(int(np.prod(shape)), dtype=np.float32)
+    for start in range(0, out.size, block):
+        u = rng.random(size=min(block, out.size - start), dtype=np.float64)  # (k >> 11) * 2**-53: exact
+        u *= 2.0
+        u -= 1.0
+        u *= half_width
+        out[start : start + u.size] = u  # rounded to float32 as astype would
+    return torch.from_numpy(out.reshape(shape))
 
 
 def synthetic_gpt2(cfg: GPT2Config, seed: int, logit_scale: float = 2.5) -> GPT2:
