@@ -8,6 +8,7 @@ reference solution's answers are computed once per request.
 from __future__ import annotations
 
 import ast
+import json
 
 import pytest
 
@@ -65,3 +66,15 @@ def test_corpus_entry(entry, seed, reference_cache, tmp_path):
     problems = expectation_problems(entry, results, ran)
     assert not problems, (f"{entry.label}, grader seed {ASSIGNMENT.seed if seed is None else seed}:\n  "
                           + "\n  ".join(problems))
+
+
+@pytest.mark.parametrize("name", ["sample_ok_gumbel_rand", "sample_bad_temperature_multiplied"])
+def test_same_submission_and_seed_give_byte_identical_results(name, reference_cache, tmp_path):
+    """Statistical tests included: a second grade reproduces every score and every word of feedback."""
+    entry = next(e for e in ENTRIES if e.name == name)
+    submission = CORPUS.build_submission(entry, tmp_path / "submission")
+    first, again = (json.dumps([(t.name, t.score, t.passed, t.output) for t in results.tests])
+                    for results, _ in (grade(submission, only={"6c-1-basic", "6f-1-basic"}, reference_cache=reference_cache)
+                                       for _ in range(2)))
+    assert first == again
+    assert ("0.0, false" in first) == name.startswith("sample_bad")  # the wrong one fails a test, the right one none
