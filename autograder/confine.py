@@ -2,8 +2,8 @@
 
 ``Confinement.apply`` runs in the freshly forked worker (``autograder.forkserver``): resource
 limits first, then (when the harness is root) a private network and IPC namespace, then the
-switch to the unprivileged worker user, then ``no_new_privs`` (setuid binaries gain nothing) and a parent-death signal (a worker never
-outlives the harness).  It must not raise for an optional layer: the harness learns what held
+switch to the unprivileged worker user, then ``no_new_privs`` (setuid binaries gain nothing)
+and a parent-death signal (a worker never outlives the harness).  It must not raise for an optional layer: the harness learns what held
 from the worker's hello message (its user and network namespace), not from here.
 """
 from __future__ import annotations
@@ -53,7 +53,12 @@ class Confinement:
             os.setresgid(self.gid, self.gid, self.gid)
             os.setresuid(self.uid, self.uid, self.uid)
         _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)  # after the uid switch, which clears it
+        die_with_parent()  # after the uid switch, which clears it
+
+
+def die_with_parent() -> None:
+    """SIGKILL this process when the thread that is its parent ends."""
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def _set_limit(which: int, soft: int, hard: int) -> None:

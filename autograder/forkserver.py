@@ -32,7 +32,7 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder.confine import PR_SET_PDEATHSIG, Confinement, _prctl
+from autograder.confine import Confinement, die_with_parent
 
 PACKET = 1 << 16          # largest request or reply
 REPARENT_SECONDS = 5.0    # how long a new worker waits to become the harness's child
@@ -97,7 +97,7 @@ class ForkServer:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", bootstrap, str(self.runtime), str(theirs.fileno()), *self.preload],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.runtime, env=self.env,
-                pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=_die_with_parent)
+                pass_fds=(theirs.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
         except OSError:
             ours.close()
             raise
@@ -121,6 +121,13 @@ class ForkServer:
             raise OSError(reply.get("error", "the fork server's answer is malformed"))
         return Forked(int(reply["pid"]))
 
+    def output(self, limit: int = 4000) -> str:
+        """The end of what the server printed (why it could not start a worker)."""
+        try:
+            return self.log.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
     def _exit_note(self) -> str:
         code = self.proc.poll() if self.proc is not None else None
         return "" if code is None else f" (it exited with status {code}; see {self.log.name})"
@@ -134,10 +141,6 @@ class ForkServer:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
-
-
-def _die_with_parent() -> None:
-    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 # -- the server's side -------------------------------------------------------------------

@@ -277,13 +277,6 @@ class Isolation:
             raise OSError("this grading run is closed: it starts no more workers")
         return self.server
 
-    def forkserver_output(self, limit: int = 4000) -> str:
-        """The end of what the fork server printed (why it could not start a worker)."""
-        try:
-            return self.server.log.read_text(errors="replace")[-limit:] if self.server else ""
-        except OSError:
-            return ""
-
     def own(self, path: Path) -> None:
         """Give a student scratch folder to the worker user (and to nobody else)."""
         if self.identity is None:

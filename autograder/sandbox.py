@@ -119,13 +119,14 @@ class WorkerHandle:
                    "role": "student" if self.student else "reference",
                    "env": self.isolation.environment(self.scratch),
                    "confinement": self.isolation.confinement(self.student, rlimits).as_data()}
+        server = self.isolation.server
         try:
             self.proc = self.isolation.forkserver().spawn(request, (req_r, resp_w, log), self.limits.startup_seconds)
         except OSError as exc:
             self._req, self._resp = req_w, resp_r
             self.stop()
             raise AutograderError(f"cannot start a worker for {self.module}.py: {exc}"
-                                  f"\n{self.isolation.forkserver_output()}") from None
+                                  + (f"\n{server.output()}" if server else "")) from None
         finally:
             for fd in (req_r, resp_w, log):
                 os.close(fd)

@@ -1,8 +1,8 @@
 """The worker process: imports one student module and runs the harness's drivers on request.
 
 This module runs only inside a worker process, forked by ``autograder.forkserver`` for a
-``autograder.sandbox.WorkerHandle``.  It reads requests from one inherited pipe and answers on another, in ``autograder.protocol``'s
-plain-data format; student code's own stdout and stderr go to capture files.  It never
+``autograder.sandbox.WorkerHandle``.  It reads requests from one inherited pipe and answers on
+another, in ``autograder.protocol``'s plain-data format; student code's own stdout and stderr go to capture files.  It never
 decides a score: every value it sends back is checked again by the harness.
 """
 from __future__ import annotations
@@ -102,13 +102,12 @@ def _flush_output() -> None:
 
 def serve(scratch: Path, module: str, drivers_module: str, req_fd: int, resp_fd: int, role: str) -> int:
     """Answer the harness's requests on ``req_fd``/``resp_fd`` until it closes the request pipe."""
-    scratch_path = scratch
     requests = os.fdopen(req_fd, "rb", buffering=0)
     responses = os.fdopen(resp_fd, "wb", buffering=0)
     import torch
 
     torch.set_num_threads(1)
-    worker = Worker(scratch_path, module, drivers_module)
+    worker = Worker(scratch, module, drivers_module)
     try:
         netns = os.stat("/proc/self/ns/net").st_ino
     except OSError:
@@ -116,7 +115,7 @@ def serve(scratch: Path, module: str, drivers_module: str, req_fd: int, resp_fd:
     protocol.write(responses, {"ok": True, "hello": True, "student": role == "student", "netns": netns,
                                "uid": os.getuid()})
     # Only now, with the harness's modules loaded, can the submission's folder shadow nothing of ours.
-    sys.path[len(sys.path):] = [str(scratch_path), str(scratch_path / "submission")]
+    sys.path[len(sys.path):] = [str(scratch), str(scratch / "submission")]
     while True:
         try:
             request = protocol.read(requests, REQUEST_LIMIT)

@@ -14,7 +14,7 @@ import torch
 
 from autograder import stats
 from autograder.q6 import laws
-from autograder.q6.models import ModelCache, model_config, return_freed_memory
+from autograder.q6.models import ModelCache, model_config
 from autograder.q6.power import reference_law, sampler_power
 from autograder.testing import GradedTestCase, Outcome
 
@@ -230,7 +230,6 @@ def _float_list(name: str, got, n: int) -> Outcome:
 def _likelihood_terms(model64, tokens: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     """The T-1 reference terms log p(x_t | x_<t), and what common wrong implementations return."""
     own, nxt = laws.position_logprobs(model64, tokens)    # (T,) log p_t(x_t), (T,) log p_t(x_t+1)
-    return_freed_memory()                                  # the chunks' rows, kept by the heap otherwise
     terms = nxt[:-1]                                       # (T-1,)
     total, n = float(terms.sum()), max(terms.size, 1)
     return terms, {

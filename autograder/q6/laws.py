@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from autograder.q6.drivers import top_k_filter
+from autograder.q6.models import return_freed_memory
 
 NEG = -1e10  # the course's mask value
 SCAFFOLD_EPS = 1e-10  # the horizon-2 scaffold's "+ 1e-10" inside the log
@@ -87,6 +88,8 @@ def position_logprobs(model64, tokens: np.ndarray, chunk: int = 64) -> tuple[np.
         next_out.append(logp.gather(1, nxt[a : a + chunk].view(-1, 1))[:, 0])
     own, following = torch.cat(own_out).numpy(), torch.cat(next_out).numpy()
     following[-1] = 0.0
+    logits = logp = past = None  # released before the trim
+    return_freed_memory()  # the chunks' rows, which the heap would otherwise keep
     return own, following
 
 
