@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from autograder.errors import ConfigError
-from autograder.q6.model import GPT2Config
+from autograder.q6.model import Exact, GPT2Config
 from autograder.q6.models import build_model, load_checkpoint, save_checkpoint
 from autograder.q6.synthetic import synthetic_gpt2
 
@@ -32,6 +32,22 @@ def test_kv_cache_gives_the_full_forward_logits():
             step, past = model(ids[:, t : t + 1], past=past)
             steps.append(step[0, -1])
     torch.testing.assert_close(torch.stack(steps), full[0, 3:], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunked_logits_a_layer_at_a_time_equal_chunks_through_the_cache(dtype):
+    model = synthetic_gpt2(SMALL, seed=3)
+    runner = Exact(model) if dtype == torch.float64 else model
+    ids = torch.randint(0, SMALL.vocab_size, (1, 23), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, past = [], None
+        for a in range(0, 23, 5):
+            logits, past = runner(ids[:, a : a + 5], past=past)
+            want.append((a, logits))
+        got = list(runner.chunked_logits(ids, 5))
+    assert [a for a, _ in got] == [a for a, _ in want]
+    for (_, g), (_, w) in zip(got, want):
+        assert g.dtype == dtype and torch.equal(g, w)  # the same operations on the same shapes
 
 
 def test_synthetic_weights_depend_only_on_the_seed():

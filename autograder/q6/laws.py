@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from autograder.heap import return_freed_memory
 from autograder.q6.drivers import top_k_filter
-from autograder.q6.models import return_freed_memory
 
 NEG = -1e10  # the course's mask value
 SCAFFOLD_EPS = 1e-10  # the horizon-2 scaffold's "+ 1e-10" inside the log
@@ -73,22 +73,33 @@ def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: 
     return torch.stack(rows).numpy()
 
 
+def _logits_in_chunks(model64, ids: torch.Tensor, chunk: int):
+    """(start, logits) of ``chunk`` positions at a time: a GPT-2 computes them a layer at a time
+    (``GPT2.chunked_logits``), any other model through its KV cache."""
+    if hasattr(model64, "chunked_logits"):
+        yield from model64.chunked_logits(ids, chunk)
+        return
+    past = None
+    for a in range(0, ids.shape[1], chunk):
+        logits, past = model64(ids[:, a : a + chunk], past=past)          # (1, c, V)
+        yield a, logits
+
+
 @torch.no_grad()
 def position_logprobs(model64, tokens: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """For each position t: log p_t(x_t) and log p_t(x_t+1) (the last one 0), p_t being the law
-    the logits at t give.  Computed ``chunk`` positions at a time through the KV cache, so a
-    1024-token text never holds (T, V) float64 rows at once (64 rows of GPT-2's vocabulary: 26 MB)."""
+    the logits at t give.  Computed ``chunk`` positions at a time, so a 1024-token text never
+    holds (T, V) float64 rows at once (64 rows of GPT-2's vocabulary: 26 MB)."""
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
     nxt = torch.cat([ids[0, 1:], ids[0, :1]])                            # (T,) next token; last wraps
-    own_out, next_out, past = [], [], None
-    for a in range(0, ids.shape[1], chunk):
-        logits, past = model64(ids[:, a : a + chunk], past=past)          # (1, c, V)
+    own_out, next_out = [], []
+    for a, logits in _logits_in_chunks(model64, ids, chunk):
         logp = torch.log_softmax(logits[0].double(), dim=-1)              # (c, V)
         own_out.append(logp.gather(1, ids[0, a : a + chunk].view(-1, 1))[:, 0])
         next_out.append(logp.gather(1, nxt[a : a + chunk].view(-1, 1))[:, 0])
     own, following = torch.cat(own_out).numpy(), torch.cat(next_out).numpy()
     following[-1] = 0.0
-    logits = logp = past = None  # released before the trim
+    logits = logp = None  # released before the trim
     return_freed_memory()  # the chunks' rows, which the heap would otherwise keep
     return own, following
 

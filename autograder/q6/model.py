@@ -115,8 +115,39 @@ class GPT2(nn.Module):
         from float32 weights without a float64 copy of the model."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
-        B, T = input_ids.shape
         past_len = 0 if past is None else past[0].size(-2)
+        x = self._embed(input_ids, position_ids, token_type_ids, past_len, dtype)  # (B, T, C)
+        presents = []
+        for i, block in enumerate(self.h):
+            x, present = block(x, None if past is None else past[i])
+            presents.append(present)
+        return self._readout(x), presents  # float32 for a float32 model, as the course expects
+
+    @torch.no_grad()
+    def chunked_logits(self, input_ids, chunk: int, dtype=None):
+        """Yield (start, logits (B, c, V)) of ``chunk`` positions at a time (harness only).
+
+        The same operations on the same shapes as feeding the chunks through ``forward`` with
+        ``past``, so the same values, but computed a layer at a time: one layer's KV cache is
+        held, never the whole model's (GPT-2 small in float64: 13 MB instead of 150 MB, twice
+        over while the caches grow)."""
+        starts = range(0, input_ids.size(1), chunk)
+        if not starts:
+            return
+        xs = [self._embed(input_ids[:, a : a + chunk], None, None, a, dtype) for a in starts]  # (B, c, C) each
+        dt = xs[0].dtype
+        for block in self.h:
+            weights = {name: p.to(dt) for name, p in block.named_parameters()}  # cast once, not per chunk
+            past = None
+            for i, x in enumerate(xs):
+                xs[i], past = torch.func.functional_call(block, weights, (x, past))
+            weights = past = None
+        rows = torch.empty(_READOUT_ROWS, self.config.n_embd, dtype=dt)  # one buffer for the readout's casts
+        for a, x in zip(starts, xs):
+            yield a, self._readout(x, rows)
+
+    def _embed(self, input_ids, position_ids, token_type_ids, past_len: int, dtype) -> torch.Tensor:
+        B, T = input_ids.shape
         if past_len + T > self.config.n_positions:
             raise ValueError(f"{past_len + T} positions exceed n_positions={self.config.n_positions}")
         if position_ids is None:
@@ -126,17 +157,20 @@ class GPT2(nn.Module):
         x = self.wte(input_ids).to(dt) + self.wpe(position_ids).to(dt)  # (B, T, C)
         if token_type_ids is not None:
             x = x + self.wte(token_type_ids).to(dt)
-        presents = []
-        for i, block in enumerate(self.h):
-            x, present = block(x, None if past is None else past[i])
-            presents.append(present)
+        return x
+
+    def _readout(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         x = _norm(self.ln_f, x)
         w = self.wte.weight
         if w.dtype == x.dtype:
-            logits = x @ w.t()  # (B, T, V), readout tied to wte
-        else:  # a slice of the vocabulary at a time: no full-precision copy of the embedding
-            logits = torch.cat([x @ w[i : i + 8192].to(x.dtype).t() for i in range(0, w.shape[0], 8192)], dim=-1)
-        return logits, presents  # float32 for a float32 model, as the course expects
+            return x @ w.t()  # (B, T, V), readout tied to wte
+        # a slice of the vocabulary at a time, cast into ``rows``: no full-precision copy of the embedding
+        rows = torch.empty(_READOUT_ROWS, w.shape[1], dtype=x.dtype) if rows is None else rows
+        logits = torch.empty(*x.shape[:-1], w.shape[0], dtype=x.dtype)  # (B, T, V)
+        for i in range(0, w.shape[0], _READOUT_ROWS):
+            part = rows[: min(_READOUT_ROWS, w.shape[0] - i)]
+            logits[..., i : i + part.shape[0]] = x @ part.copy_(w[i : i + part.shape[0]]).t()
+        return logits
 
 
 class Exact(nn.Module):
@@ -149,6 +183,9 @@ class Exact(nn.Module):
     def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None):
         return self.model(input_ids, position_ids, token_type_ids, past, dtype=torch.float64)
 
+    def chunked_logits(self, input_ids, chunk: int):
+        return self.model.chunked_logits(input_ids, chunk, dtype=torch.float64)
+
 
 def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``layer(x)`` in x's precision (a no-op cast when they agree)."""
@@ -158,6 +195,8 @@ def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 def _norm(layer: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, layer.normalized_shape, layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.eps)
 
+
+_READOUT_ROWS = 8192  # vocabulary rows cast to the compute precision at a time
 
 # Linear layers stored "Conv1D" style, (in_features, out_features), in the checkpoint.
 _CONV1D = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")

@@ -15,7 +15,6 @@ A spec is a small dict that crosses the worker boundary as JSON:
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 import torch
 
 from autograder.errors import CheckpointError, ConfigError
+from autograder.heap import return_freed_memory
 from autograder.q6.model import GPT2, Exact, GPT2Config, load_state_dict_hf, to_hf_state_dict
 from autograder.q6.synthetic import synthetic_gpt2
 
@@ -155,14 +155,6 @@ class ModelCache:
         del model
         return_freed_memory()   # the built copy's layers sat on the heap: give them back to the system
         return _mapped(path, model_config(spec))
-
-
-def return_freed_memory() -> None:
-    """glibc keeps freed heap pages (tensors under its mmap threshold) unless asked to trim."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to do
 
 
 def _mapped(path: Path, cfg: GPT2Config) -> GPT2:
