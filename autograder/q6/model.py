@@ -142,7 +142,8 @@ class GPT2(nn.Module):
             for i, x in enumerate(xs):
                 xs[i], past = torch.func.functional_call(block, weights, (x, past))
             weights = past = None
-        rows = torch.empty(_READOUT_ROWS, self.config.n_embd, dtype=dt)  # one buffer for the readout's casts
+        # one buffer for the readout's casts of the vocabulary, when the precisions differ
+        rows = None if dt == self.wte.weight.dtype else torch.empty(_READOUT_ROWS, self.config.n_embd, dtype=dt)
         for a, x in zip(starts, xs):
             yield a, self._readout(x, rows)
 
