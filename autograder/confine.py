@@ -3,8 +3,9 @@
 ``Confinement.apply`` runs in the freshly forked worker (``autograder.forkserver``): resource
 limits first, then (when the harness is root) a private network and IPC namespace, then the
 switch to the unprivileged worker user, then ``no_new_privs`` (setuid binaries gain nothing)
-and a parent-death signal (a worker never outlives the harness).  It must not raise for an optional layer: the harness learns what held
-from the worker's hello message (its user and network namespace), not from here.
+and a parent-death signal (a worker never outlives the harness).  It must not raise for an
+optional layer: the harness learns what held from the worker's hello message (its user and
+network namespace), not from here.
 """
 from __future__ import annotations
 

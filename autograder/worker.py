@@ -2,8 +2,9 @@
 
 This module runs only inside a worker process, forked by ``autograder.forkserver`` for a
 ``autograder.sandbox.WorkerHandle``.  It reads requests from one inherited pipe and answers on
-another, in ``autograder.protocol``'s plain-data format; student code's own stdout and stderr go to capture files.  It never
-decides a score: every value it sends back is checked again by the harness.
+another, in ``autograder.protocol``'s plain-data format; student code's own stdout and stderr
+go to capture files.  It never decides a score: every value it sends back is checked again by
+the harness.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import traceback
 from pathlib import Path
 
 from autograder import protocol
-from autograder.heap import return_freed_memory
 from autograder.errors import InvalidReturn
+from autograder.heap import return_freed_memory
 
 REQUEST_LIMIT = 64 * 1024 * 1024
 
