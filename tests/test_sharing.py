@@ -82,7 +82,7 @@ def test_a_designed_models_exact_support_agrees_with_its_logits(name):
     rows = model(torch.tensor([tokens]))[0][0, 5:-1]
     kth = torch.topk(rows, top_k, dim=-1).values[:, -1]
     from_logits = (rows.gather(1, torch.tensor(tokens[6:]).view(-1, 1))[:, 0] >= kth).numpy()
-    assert (model.in_top_k(tokens, 6, top_k) == from_logits).all() and 0 < from_logits.mean() < 1
+    assert (model.law.in_top_k(tokens, 6, top_k) == from_logits).all() and 0 < from_logits.mean() < 1
 
 
 def test_the_store_is_written_once_by_the_harness_and_mapped_by_readers(tmp_path):

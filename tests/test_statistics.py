@@ -9,7 +9,9 @@ from scipy import stats as sps
 from autograder import stats
 from autograder.config import load_assignment
 from autograder.q6 import power
-from autograder.q6.designed import VOCAB, ProfileLM, profile_probs
+from autograder.q6.designed import VOCAB, ProfileLaw, profile_probs
+from autograder.q6.history import decode
+from autograder.q6.model import GPT2
 from autograder.q6.models import build_model, model_config
 
 PROFILE40 = {"kind": "profile", "salt": 11, "top_k": 40, "head": 0.7, "spread": 1.0, "beyond": 0.3}
@@ -65,13 +67,15 @@ def test_profile_law_depends_on_the_whole_context_and_has_the_designed_shape():
 
 
 def test_profile_model_cache_matches_the_full_forward():
-    model = ProfileLM(3, profile_probs(8, 0.5, 0.3, 0.3))
+    model = GPT2.designed(ProfileLaw(3, profile_probs(8, 0.5, 0.3, 0.3)), top_k=8)
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.no_grad():
         full, _ = model(ids)
         _, past = model(ids[:, :2])
         step, past = model(ids[:, 2:], past=past)
-    assert torch.equal(step, full[:, 2:]) and past[0].tolist() == ids.tolist() and full.shape[-1] == VOCAB
+    history = decode(past[0][0])          # (B, T, 3): token, position, token type
+    assert torch.equal(step, full[:, 2:]) and full.shape[-1] == VOCAB
+    assert history[0, :, 0].tolist() == ids[0].tolist() and history[0, :, 1].tolist() == list(range(5))
 
 
 def test_designed_power_is_proven_for_the_configured_draws():

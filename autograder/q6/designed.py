@@ -1,6 +1,7 @@
 """Designed grading models: known next-token laws that make every sampling mistake visible.
 
-``ProfileLM`` is a language model in the course's calling convention whose next-token law
+``ProfileLaw`` is a next-token law (put behind the course's calling convention by
+``autograder.q6.history.designed_model``) whose law
 has the same sorted shape (its *profile*) in every context, while *which* token gets which
 probability is a permutation drawn from a hash of the whole context.  So:
 
@@ -14,9 +15,9 @@ probability is a permutation drawn from a hash of the whole context.  So:
   wrong in the same way in every context gives i.i.d. PIT values too, so the power of the
   Kolmogorov-Smirnov test follows from the DKW inequality.
 
-Calling convention as ``autograder.q6.model.GPT2``: ``model(input_ids, position_ids=None,
-token_type_ids=None, past=None) -> (logits (B, T, 50257) float32, presents)``; ``presents`` is
-``[LongTensor (B, P + T)]``, every token seen so far, reusable as ``past``.
+The model student code gets is ``autograder.q6.model.GPT2`` around this law: the course's
+module in every respect (inputs, positions, token types, its KV cache, dtypes), so a wrong
+position or token type shows as another context's law (``autograder.q6.history``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 VOCAB = 50257                 # 29 * 1733: multipliers coprime to both give permutations
 _MOD = (1 << 61) - 1          # Mersenne prime for the rolling context hash
@@ -60,25 +60,21 @@ def _affine(h: int) -> tuple[int, int]:
     return a, (h >> 17) % VOCAB
 
 
-class ProfileLM(nn.Module):
-    """Logits are ``design_temperature * log(probs)``: at that temperature the law is ``probs``."""
+class ProfileLaw:
+    """Logits are ``design_temperature * log(probs)``: at that temperature the law is ``probs``.
 
-    def __init__(self, salt: int, probs: np.ndarray, design_temperature: float = 1.0,
-                 out_dtype: torch.dtype = torch.float32):
-        super().__init__()
+    A law, not a module: ``profile_model`` puts it behind the course's calling convention.
+    """
+
+    def __init__(self, salt: int, probs: np.ndarray, design_temperature: float = 1.0):
         self.salt = int(salt)
         self.probs = probs
         self.design_temperature = float(design_temperature)
-        self.out_dtype = out_dtype
-        table = torch.from_numpy(self.design_temperature * np.log(probs)).to(out_dtype)
+        table = self.design_temperature * np.log(probs)                 # float64, by rank
         # Ranks past the near-cut ones all share the tail's logit: only the head is placed per context.
         self.n_placed = int(np.count_nonzero(probs > probs[-1]))
-        self.register_buffer("head", table[: self.n_placed].clone(), persistent=False)
-        self.tail = float(table[-1])
-
-    def exact_copy(self) -> "ProfileLM":
-        """The same model computing its logits in float64, for the harness's laws."""
-        return ProfileLM(self.salt, self.probs, self.design_temperature, torch.float64)
+        self._head = torch.from_numpy(table[: self.n_placed].copy())    # (n_placed,) float64
+        self._tail = float(table[-1])
 
     def context_hashes(self, history: list[int]) -> list[int]:
         """Hash of every prefix history[:t+1]: depends on each token and its position."""
@@ -107,14 +103,12 @@ class ProfileLM(nn.Module):
             out[i] = (int(tokens[pos]) - b) * pow(a, -1, VOCAB) % VOCAB < top_k
         return out
 
-    def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None):
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
-        history = input_ids if past is None else torch.cat([past[0].to(input_ids.device), input_ids], dim=1)
-        B, T = input_ids.shape
-        P = history.shape[1] - T
-        logits = torch.full((B, T, VOCAB), self.tail, dtype=self.out_dtype)  # (B, T, V)
+    def logits(self, history: torch.Tensor, start: int, dtype: torch.dtype) -> torch.Tensor:
+        """(B, L) tokens seen -> (B, L - start, V) logits after each of history[:, start:]."""
+        B, L = history.shape
+        head = self._head.to(dtype)
+        out = torch.full((B, L - start, VOCAB), self._tail, dtype=dtype)   # (B, T, V)
         for row in range(B):
-            for t, h in enumerate(self.context_hashes(history[row].tolist())[P:]):
-                logits[row, t, self.ranks_to_tokens(h, self.n_placed)] = self.head
-        return logits, [history]
+            for t, h in enumerate(self.context_hashes(history[row].tolist())[start:]):
+                out[row, t, self.ranks_to_tokens(h, self.n_placed)] = head
+        return out

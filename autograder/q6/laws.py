@@ -49,8 +49,9 @@ def in_support(model64, tokens: np.ndarray, start: int, top_k: int, rel_tol: flo
     The cut gets a float32-rounding margin: a token whose float64 logit is within ``rel_tol``
     of the k-th largest counts as a survivor.
     """
-    if hasattr(model64, "in_top_k"):                                     # a designed model knows its ranks
-        return model64.in_top_k([int(x) for x in tokens], start, top_k)
+    law = getattr(model64, "law", None)
+    if hasattr(law, "in_top_k"):                                         # a designed law knows its ranks
+        return law.in_top_k([int(x) for x in tokens], start, top_k)
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
     rows = model64(ids)[0][0, start - 1 : -1].double()                # (L, V)
     kth = torch.topk(rows, top_k, dim=-1).values[:, -1]
@@ -73,18 +74,6 @@ def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: 
     return torch.stack(rows).numpy()
 
 
-def _logits_in_chunks(model64, ids: torch.Tensor, chunk: int):
-    """(start, logits) of ``chunk`` positions at a time: a GPT-2 computes them a layer at a time
-    (``GPT2.chunked_logits``), any other model through its KV cache."""
-    if hasattr(model64, "chunked_logits"):
-        yield from model64.chunked_logits(ids, chunk)
-        return
-    past = None
-    for a in range(0, ids.shape[1], chunk):
-        logits, past = model64(ids[:, a : a + chunk], past=past)          # (1, c, V)
-        yield a, logits
-
-
 @torch.no_grad()
 def position_logprobs(model64, tokens: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """For each position t: log p_t(x_t) and log p_t(x_t+1) (the last one 0), p_t being the law
@@ -93,7 +82,7 @@ def position_logprobs(model64, tokens: np.ndarray, chunk: int = 64) -> tuple[np.
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
     nxt = torch.cat([ids[0, 1:], ids[0, :1]])                            # (T,) next token; last wraps
     own_out, next_out = [], []
-    for a, logits in _logits_in_chunks(model64, ids, chunk):
+    for a, logits in model64.chunked_logits(ids, chunk):
         logp = torch.log_softmax(logits[0].double(), dim=-1)              # (c, V)
         own_out.append(logp.gather(1, ids[0, a : a + chunk].view(-1, 1))[:, 0])
         next_out.append(logp.gather(1, nxt[a : a + chunk].view(-1, 1))[:, 0])

@@ -24,7 +24,7 @@ import torch
 
 from autograder.errors import CheckpointError, ConfigError
 from autograder.heap import return_freed_memory
-from autograder.q6.model import GPT2, Exact, GPT2Config, load_state_dict_hf, to_hf_state_dict
+from autograder.q6.model import DESIGNED_SHAPE, GPT2, Exact, GPT2Config, load_state_dict_hf, to_hf_state_dict
 from autograder.q6.synthetic import synthetic_gpt2
 
 # Relative checkpoint paths are relative to the harness root; the harness sends workers absolute ones.
@@ -70,7 +70,7 @@ def load_checkpoint(path: Path, sha256: str | None = None, cfg: GPT2Config = GPT
         if got != sha256:
             raise CheckpointError(f"checkpoint {path} has sha256 {got}, the assignment config expects {sha256}")
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return load_state_dict_hf(GPT2(cfg), state).eval()
+    return load_state_dict_hf(GPT2.unfilled(cfg), state).eval()
 
 
 def model_config(spec: dict) -> GPT2Config:
@@ -79,7 +79,9 @@ def model_config(spec: dict) -> GPT2Config:
         return GPT2Config(seed=int(spec["seed"]), n_layer=int(spec["n_layer"]),
                           n_embd=int(spec["n_embd"]), n_head=int(spec["n_head"]))
     if spec.get("kind") == "profile":
-        return GPT2Config(top_k=int(spec["top_k"]))
+        return GPT2Config(top_k=int(spec["top_k"]), **DESIGNED_SHAPE)
+    if spec.get("kind") == "text":
+        return GPT2Config(**DESIGNED_SHAPE)
     if spec.get("kind") == "checkpoint":
         return GPT2Config(**{k: int(spec[k]) for k in CHECKPOINT_SHAPE_KEYS if k in spec})
     return GPT2Config()
@@ -98,10 +100,11 @@ def build_model(spec: dict) -> torch.nn.Module:
             raise ConfigError(f"checkpoint model spec has unknown keys {sorted(unknown)}; known: {sorted(_CHECKPOINT_KEYS)}")
         return load_checkpoint(checkpoint_path(spec), spec.get("sha256"), model_config(spec), spec.get("size"))
     if kind == "profile":
-        from autograder.q6.designed import ProfileLM, profile_probs
+        from autograder.q6.designed import ProfileLaw, profile_probs
 
         probs = profile_probs(int(spec["top_k"]), float(spec["head"]), float(spec["spread"]), float(spec["beyond"]))
-        return ProfileLM(int(spec["salt"]), probs, float(spec.get("design_temperature", 1.0)))
+        return GPT2.designed(ProfileLaw(int(spec["salt"]), probs, float(spec.get("design_temperature", 1.0))),
+                             int(spec["top_k"]))
     if kind == "text":
         from autograder.q6.textmodel import build_text_model
 
@@ -123,6 +126,8 @@ class ModelCache:
 
     def get(self, spec: dict, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
         key = (json.dumps(spec, sort_keys=True), str(dtype))
+        if dtype == torch.float32 and key in self._models and _altered(self._models[key]):
+            del self._models[key]  # student code cast it (model.double()) or set it training: a fresh one
         if key not in self._models:
             if dtype == torch.float32:
                 self._models[key] = self._build(spec)
@@ -163,14 +168,14 @@ def _mapped(path: Path, cfg: GPT2Config) -> GPT2:
     with torch.device("meta"):
         model = GPT2(cfg)
     model.load_state_dict(state, assign=True)
-    return model.eval()
+    return model.restore_buffers().eval()
+
+
+def _altered(model: torch.nn.Module) -> bool:
+    return isinstance(model, GPT2) and (model.training or model.transformer.wte.weight.dtype != torch.float32)
 
 
 def _copy_as(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    import copy
-
     if dtype == torch.float64 and isinstance(model, GPT2):
-        return Exact(model).eval()  # float64 arithmetic on the shared float32 weights
-    if dtype == torch.float64 and hasattr(model, "exact_copy"):
-        return model.exact_copy().eval()
-    return copy.deepcopy(model).to(dtype).eval()
+        return Exact(model).eval()  # float64 arithmetic on the shared float32 weights, any law
+    raise ValueError(f"no {dtype} view of a {type(model).__name__}")

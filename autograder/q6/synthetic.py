@@ -36,13 +36,13 @@ def synthetic_gpt2(cfg: GPT2Config, seed: int, logit_scale: float = 2.5) -> GPT2
     gives logits of that spread.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
-    model = GPT2(cfg)
+    model = GPT2.unfilled(cfg)
     width = cfg.n_embd
     sqrt3 = 3.0 ** 0.5
     wte_half = logit_scale * sqrt3 / width ** 0.5
     lin_half = sqrt3 / width ** 0.5        # keeps activations of order one through each layer
     with torch.no_grad():
-        for name, p in model.named_parameters():  # fixed registration order: deterministic
+        for name, p in model.transformer.named_parameters():  # fixed registration order: deterministic
             if name == "wte.weight":
                 p.copy_(_uniform(rng, tuple(p.shape), wte_half))
             elif name == "wpe.weight":

@@ -24,11 +24,10 @@ token seen so far (token 0 included).  Natural text keeps ~all weight on the nat
 after two or three random-letter tokens the noise source takes over, as GPT-2 itself adapts in
 context.  Everything is deterministic; no randomness is drawn anywhere.
 
-Calling convention (as ``autograder.q6.model.GPT2``):
-``model(input_ids, position_ids=None, token_type_ids=None, past=None) -> (logits, presents)``,
-logits (B, T, 50257) float32 whose ``log_softmax`` is the next-token log-probabilities;
-``presents`` is a list holding one LongTensor (B, P+T) of all token ids seen so far, reusable as
-``past``.  ``position_ids`` and ``token_type_ids`` are accepted and ignored.
+The model student code gets is ``autograder.q6.model.GPT2`` around ``NgramLaw``: the course's
+module in every respect (inputs, positions, token types, its KV cache, dtypes); logits (B, T,
+50257) float32 whose ``log_softmax`` is the next-token log-probabilities.  A wrong position or
+a token type changes the tokens the law sees (``autograder.q6.history``).
 
 Logits are not normalised, as GPT-2's are not: each row is the log-probabilities plus an offset
 between +1 and +6 nats set by the row's position and its last token (``row_offsets``).  Softmax
@@ -43,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 
+from autograder.q6.model import GPT2
 from autograder.q6.tokenizer import GPT2Tokenizer
 
 VOCAB_SIZE = 50257
@@ -67,24 +66,23 @@ DEFAULT_KNOBS = dict(
 )
 
 
-class NgramLM(nn.Module):
-    """The two-source n-gram model; build it with ``build_text_model``."""
+class NgramLaw:
+    """The two-source n-gram law; ``build_text_model`` puts it behind the course's module."""
 
     def __init__(self, *, base: torch.Tensor, unigram: torch.Tensor, noise: torch.Tensor,
                  context_weight: torch.Tensor, bigram_keys: torch.Tensor, bigram_probs: torch.Tensor,
                  bigram_indptr: torch.Tensor, w_bigram: float, noise_prior: float):
-        super().__init__()
         self.w_bigram = float(w_bigram)
         self.noise_prior = float(noise_prior)
-        self.register_buffer("base", base)                  # (V,) f64, context-free part of natural
-        self.register_buffer("unigram", unigram)            # (V,) f64
-        self.register_buffer("noise", noise)                # (V,) f64, noise source
-        self.register_buffer("context_weight", context_weight)  # (V,) f64, lam(a)
-        self.register_buffer("bigram_keys", bigram_keys)    # (K,) i64, a * V + b, sorted
-        self.register_buffer("bigram_probs", bigram_probs)  # (K,) f64, count(a, b) / n(a)
-        self.register_buffer("bigram_indptr", bigram_indptr)  # (V+1,) i64, CSR rows by context a
-        dense = torch.stack((base, unigram, noise)).float()
-        self.register_buffer("dense", dense, persistent=False)  # (3, V) f32 copies for the rows
+        self.base = base                    # (V,) f64, context-free part of natural
+        self.unigram = unigram              # (V,) f64
+        self.noise = noise                  # (V,) f64, noise source
+        self.context_weight = context_weight  # (V,) f64, lam(a)
+        self.bigram_keys = bigram_keys      # (K,) i64, a * V + b, sorted
+        self.bigram_probs = bigram_probs    # (K,) f64, count(a, b) / n(a)
+        self.bigram_indptr = bigram_indptr  # (V+1,) i64, CSR rows by context a
+        self._dense = {torch.float64: torch.stack((base, unigram, noise))}  # (3, V) per compute dtype
+        self._dense[torch.float32] = self._dense[torch.float64].float()
 
     def _natural_prob(self, prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
         """p_nat(cur | prev) elementwise, float64; prev == -1 means no context (first token)."""
@@ -102,17 +100,20 @@ class NgramLM(nn.Module):
         log_odds = math.log1p(-self.noise_prior) - math.log(self.noise_prior) + log_nat - log_noise
         return torch.sigmoid(log_odds)
 
-    def _next_token_logits(self, context: torch.Tensor, post_nat: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """(N,) context ids, posteriors and row offsets -> (N, V) float32 logits: log-probabilities + offset.
+    def _next_token_logits(self, context: torch.Tensor, post_nat: torch.Tensor, offsets: torch.Tensor,
+                           dtype: torch.dtype) -> torch.Tensor:
+        """(N,) context ids, posteriors and row offsets -> (N, V) logits: log-probabilities + offset.
 
-        Row by row on purpose: every row then goes through exactly the same float32 kernels
-        whatever N is, so a token-by-token call with ``past`` equals one full call bit for bit.
+        Row by row on purpose: every row then goes through exactly the same kernels whatever N
+        is, so a token-by-token call with ``past`` equals one full call bit for bit.  Computed in
+        float32 (float64 for an exact law); other dtypes are cast from float32.
         """
         lam = self.context_weight[context]                                    # (N,) f64
         c_base, c_uni, c_noise = post_nat, post_nat * (self.w_bigram - lam), 1.0 - post_nat
         c_bigram = post_nat * lam                                             # (N,)
-        dense = self.dense                                                    # (3, V) f32
-        out = torch.empty(context.numel(), VOCAB_SIZE, device=dense.device)   # (N, V)
+        work = dtype if dtype in self._dense else torch.float32
+        dense = self._dense[work]                                             # (3, V)
+        out = torch.empty(context.numel(), VOCAB_SIZE, dtype=work)            # (N, V)
         lows, highs = self.bigram_indptr[context].tolist(), self.bigram_indptr[context + 1].tolist()
         rows = zip(lows, highs, c_base.tolist(), c_uni.tolist(), c_noise.tolist(), offsets.tolist())
         for i, (lo, hi, c0, c1, c2, shift) in enumerate(rows):
@@ -122,33 +123,20 @@ class NgramLM(nn.Module):
             # successors b of context a: CSR slice lo:hi of the sorted (a, b) keys
             if hi > lo:
                 cols = self.bigram_keys[lo:hi] % VOCAB_SIZE
-                row.index_add_(0, cols, (c_bigram[i] * self.bigram_probs[lo:hi]).float())
+                row.index_add_(0, cols, (c_bigram[i] * self.bigram_probs[lo:hi]).to(work))
             row.log_().add_(shift)
-        return out
+        return out.to(dtype)
 
-    def forward(self, input_ids, position_ids=None, token_type_ids=None, past=None):
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.size(1) == 0:
-            raise ValueError(f"input_ids must be a non-empty (B, T) tensor, got {getattr(input_ids, 'shape', type(input_ids))}")
-        if input_ids.is_floating_point() or input_ids.is_complex():
-            raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-        ids = input_ids.long()
-        if ids.min() < 0 or ids.max() >= VOCAB_SIZE:
-            raise ValueError(f"token ids must lie in [0, {VOCAB_SIZE}), got {ids.min()}..{ids.max()}")
-        B, T = ids.shape
-        if past is None:
-            history = ids                                                     # (B, T)
-        else:
-            if (not isinstance(past, (list, tuple)) or len(past) != 1 or not isinstance(past[0], torch.Tensor)
-                    or past[0].dim() != 2 or past[0].size(0) != B):
-                raise ValueError("past must be the presents of a previous call with the same batch size")
-            history = torch.cat((past[0].long(), ids), dim=1)                 # (B, P+T)
-        P = history.size(1) - T
-        post_nat = self._posterior_natural(history)[:, P:]                    # (B, T)
-        positions = torch.arange(P, P + T).expand(B, T)                       # (B, T)
-        offsets = row_offsets(positions.reshape(-1), ids.reshape(-1))          # (B*T,)
-        logits = self._next_token_logits(ids.reshape(-1), post_nat.reshape(-1), offsets)  # (B*T, V)
-        logits = logits.view(B, T, VOCAB_SIZE)                                # (B, T, V) float32
-        return logits, [history]
+    def logits(self, history: torch.Tensor, start: int, dtype: torch.dtype) -> torch.Tensor:
+        """(B, L) tokens seen -> (B, L - start, V) logits after each of history[:, start:]."""
+        B, L = history.shape
+        T = L - start
+        ids = history[:, start:]                                              # (B, T)
+        post_nat = self._posterior_natural(history)[:, start:]                # (B, T)
+        positions = torch.arange(start, L).expand(B, T)                       # (B, T)
+        offsets = row_offsets(positions.reshape(-1), ids.reshape(-1))         # (B*T,)
+        logits = self._next_token_logits(ids.reshape(-1), post_nat.reshape(-1), offsets, dtype)  # (B*T, V)
+        return logits.view(B, T, VOCAB_SIZE)
 
 
 def row_offsets(positions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -171,7 +159,7 @@ def _letter_token_lengths(tokenizer: GPT2Tokenizer) -> np.ndarray:
 
 
 def build_text_model(*, train_path: Path | str | None = None, tokenizer: GPT2Tokenizer | None = None,
-                     **knobs: float) -> NgramLM:
+                     **knobs: float) -> GPT2:
     """Estimate the model from ``train_path`` (default ``data/natural_train.txt``).
 
     ``knobs`` override ``DEFAULT_KNOBS``; w_bigram + w_unigram + w_rank + w_flat must be 1.
@@ -214,8 +202,9 @@ def build_text_model(*, train_path: Path | str | None = None, tokenizer: GPT2Tok
 
     f64 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     i64 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))    # noqa: E731
-    return NgramLM(
+    law = NgramLaw(
         base=f64(base), unigram=f64(unigram), noise=f64(noise), context_weight=f64(lam),
         bigram_keys=i64(keys), bigram_probs=f64(probs), bigram_indptr=i64(indptr),
         w_bigram=k["w_bigram"], noise_prior=k["noise_prior"],
-    ).eval()
+    )
+    return GPT2.designed(law)
