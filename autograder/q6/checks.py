@@ -114,7 +114,8 @@ def sample_shape(t: GradedTestCase, sc: SamplerScenario, models: ModelCache) -> 
 
 def _outside_top_k(top_k: int, step: int) -> Outcome:
     return Outcome(False, f"sample(): a token outside the top-{top_k} was drawn (step {step + 1}); "
-                   "sample only from the filtered logits, with the KV cache and the whole prefix",
+                   "sample only from the filtered logits, with the KV cache, the whole prefix and the model's own "
+                   "positions (no position_ids or token_type_ids)",
                    f"a token outside the top-{top_k} was drawn", f"support violation at step {step + 1}")
 
 
