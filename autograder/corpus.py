@@ -160,13 +160,21 @@ def _summary(test) -> str:
     return f"{test.name.split(':', 1)[0]} ({test.score:g}/{test.points:g}): {output[:300] or '(no feedback)'}"
 
 
+def harness_faults(results) -> list:
+    """The tests of ``results`` (a GradingResults) that report a fault of the harness: a test that
+    could not be graded, or the run's own autograder-error tests.  No submission may cause one."""
+    return [t for t in results.tests
+            if t.name.startswith("autograder error") or t.output.startswith("autograder error")]
+
+
 def expectation_problems(entry: Entry, results, ran: frozenset[str]) -> list[str]:
     """What in ``results`` (a GradingResults) contradicts the entry's manifest verdict."""
     graded = graded_tests(results, ran)
     problems = []
-    faults = [t for t in results.tests if t.name.startswith("autograder error")]
+    faults = harness_faults(results)
     if faults:
-        problems.append("the harness faulted: " + " | ".join(" ".join(t.output.split())[:600] for t in faults))
+        shown = [f"{t.name.split(':', 1)[0]}: {' '.join(t.output.split())[:600]}" for t in faults]
+        problems.append("the harness faulted: " + " | ".join(shown))
     missing = sorted(ran - set(graded))
     if missing:
         problems.append(f"tests asked for but not graded: {missing}")

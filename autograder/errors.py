@@ -31,6 +31,19 @@ class StudentCrash(StudentError):
     """Student code raised, exited, was killed, or its module failed to import."""
 
 
+class StudentCall(StudentError):
+    """Inside a worker: calling a student function failed (``autograder.calls.call_student``).
+
+    ``str(self)`` is the first line, "<file> <phrase>", written by the harness from the
+    function's name alone; ``detail`` is what public tests show besides the student traceback of
+    ``cause``, the exception raised by student code or by calling it, if any.
+    """
+
+    def __init__(self, file: str, function: str, phrase: str, detail: str = "", cause: BaseException | None = None):
+        super().__init__(f"{file} {phrase}")
+        self.file, self.function, self.detail, self.cause = file, function, detail, cause
+
+
 class StudentTimeout(StudentError):
     """Student code ran past the test's time limit."""
 

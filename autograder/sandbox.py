@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import protocol, reaper
+from autograder.calls import CALL_PHRASE
 from autograder.confine import limit_cpu
 from autograder.errors import AutograderError, InvalidReturn, ProtocolError, StudentCrash, StudentTimeout
 from autograder.forkserver import Forked
@@ -32,7 +33,7 @@ from autograder.isolation import Isolation
 STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
 LIVE_WORKERS: set[int] = set()   # pids of running workers, across grading runs in this process
 RAISED = re.compile(r"(raised |failed to import: )[A-Za-z_][A-Za-z0-9_]{0,60}")  # an exception's name, nothing more
-CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()", "does not define a function the test needs")
+CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()")  # and CALL_PHRASE's lines
 GiB, MiB = 1024 ** 3, 1024 ** 2
 
 
@@ -280,6 +281,7 @@ class WorkerHandle:
             # The worker is the student's process: its words are checked, and the first line,
             # all that hidden tests show, is always one of ours.
             what = message.removeprefix(f"{self.module}.py ")
-            what = what if what in CRASH_PHRASES or RAISED.fullmatch(what) else "raised an exception"
+            ours = what in CRASH_PHRASES or RAISED.fullmatch(what) or CALL_PHRASE.fullmatch(what)
+            what = what if ours else "raised an exception"
             raise StudentCrash(f"{self.module}.py {what}" + (f"\n{tb}" if tb else ""))
         raise AutograderError(f"worker for {self.module}.py reported a harness fault: {message}\n{tb}")

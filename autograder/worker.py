@@ -15,8 +15,10 @@ import traceback
 from pathlib import Path
 
 from autograder import protocol
-from autograder.errors import InvalidReturn
+from autograder.calls import raised_phrase
+from autograder.errors import InvalidReturn, StudentCall
 from autograder.heap import return_freed_memory
+from autograder.import_hints import import_hint
 
 REQUEST_LIMIT = 64 * 1024 * 1024
 
@@ -59,8 +61,9 @@ class Worker:
         try:
             self.student = importlib.import_module(f"submission.{self.module_name}")
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
+            hint = import_hint(exc, self.package_dir, getattr(self.drivers, "OLDER_LAYOUTS", ()))
             self.import_error = _error("import", f"{self.module_name}.py failed to import: {type(exc).__name__}",
-                                       student_traceback(exc, self.package_dir))
+                                       "\n".join(filter(None, (hint, student_traceback(exc, self.package_dir)))))
 
     def handle(self, request: dict) -> dict:
         if self.student is None and self.import_error is None:
@@ -73,24 +76,33 @@ class Worker:
             return _error("harness", f"unknown driver {name!r}")
         try:
             return {"ok": True, "result": driver(self.student, self.context, request.get("args", {}))}
+        except StudentCall as exc:
+            return self._student_call(exc)
         except InvalidReturn as exc:
             return _error("invalid", str(exc))
-        except AttributeError as exc:
-            if getattr(exc, "obj", None) is not self.student:
-                return self._fault(exc)
-            return _error("crash", f"{self.module_name}.py does not define a function the test needs",
-                          f"AttributeError: module has no attribute {exc.name!r}")
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt from student code too
             return self._fault(exc)
 
+    def _student_call(self, exc: StudentCall) -> dict:
+        """Calling a student function failed: the student's, whatever the traceback holds."""
+        parts = [exc.detail]
+        if exc.cause is not None:
+            tb = student_traceback(exc.cause, self.package_dir)
+            if not tb.startswith("Traceback (your code only)"):
+                parts.append(f"(raised in library code, with no line of {exc.file} on the stack: check what "
+                             f"{exc.function} is bound to and the arguments your code passes to library functions)")
+            parts.append(tb)
+        return _error("crash", str(exc), "\n".join(p for p in parts if p))
+
     def _fault(self, exc: BaseException) -> dict:
+        """An exception outside any student call: the harness's, unless student code was on the
+        stack (it may have replaced a function the driver uses) or it is an exit."""
         tb = student_traceback(exc, self.package_dir)
         ours = traceback.format_exc()
         if "Traceback (your code only)" not in tb and not isinstance(exc, (SystemExit, KeyboardInterrupt)):
             return _error("harness", f"{type(exc).__name__}: {exc}", ours)
         # The first line is ours alone: hidden tests show only that line to students.
-        what = "called exit()" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}"
-        return _error("crash", f"{self.module_name}.py {what}", tb)
+        return _error("crash", f"{self.module_name}.py {raised_phrase(exc)}", tb)
 
 
 def _flush_output() -> None:

@@ -42,7 +42,8 @@ def open_dir(parent: str = "/tmp", prefix: str = "ag-attack-") -> Path:
 
 
 def check_results_file(path: Path) -> dict:
-    """Strict JSON, under 1 MiB, in Gradescope's schema, with finite scores within their bounds."""
+    """Strict JSON, under 1 MiB, in Gradescope's schema, with finite scores within their bounds,
+    and no "autograder error": whatever a submission does is the submission's fault."""
     raw = path.read_bytes()
     assert len(raw) < 1024 * 1024, f"{path} is {len(raw)} bytes"
     data = strict_json(raw.decode())
@@ -52,7 +53,14 @@ def check_results_file(path: Path) -> dict:
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t), t
         assert t["status"] in ("passed", "failed") and t["visibility"] in isolation_visibilities()
         assert math.isfinite(t["score"]) and 0 <= t["score"] <= max(t["max_score"], 2.0)
+    assert not harness_faults(data), dump(data)
     return data
+
+
+def harness_faults(results: dict) -> list[str]:
+    """The tests of results.json that report a fault of the harness rather than of the submission."""
+    return [t["name"] for t in results["tests"]
+            if t["name"].startswith("autograder error") or t["output"].startswith("autograder error")]
 
 
 def isolation_visibilities() -> tuple[str, ...]:

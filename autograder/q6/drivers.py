@@ -1,9 +1,11 @@
 """Drivers for the GPT-2 question: harness code that runs inside the worker and calls student functions.
 
 Each driver takes the imported student module, the worker's ``WorkerContext`` and plain-data
-arguments, seeds every random generator before each student call, and turns what the student
-returned into plain data (or raises ``InvalidReturn`` naming what is wrong).  The harness
-checks every value again; nothing here decides a score.
+arguments, seeds every random generator before each student call, calls the student's function
+through ``call_student`` (checked against the course's signature in ``autograder.q6.course``;
+whatever goes wrong in the call is the student's), and turns what the student returned into
+plain data (or raises ``InvalidReturn`` naming what is wrong).  The harness checks every value
+again; nothing here decides a score.
 """
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from autograder.calls import Expected, call_student
 from autograder.errors import InvalidReturn
 from autograder.isolation import STORE_VAR
+from autograder.q6.course import CLASSIFICATION, LOG_LIKELIHOOD, SAMPLE, TEMPERATURE_SCALE
+from autograder.q6.course import OLDER_LAYOUTS  # noqa: F401 - read by the worker, for its import hints
 from autograder.q6.models import ModelCache
 
 
@@ -44,14 +49,26 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
 def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
-    return f"a {type(value).__module__}.{type(value).__qualname__}"
+    module, name = type(value).__module__, type(value).__qualname__
+    shown = name if module == "builtins" else f"{module}.{name}"
+    return f"{'an' if shown[:1] in 'aeiou' else 'a'} {shown}"
+
+
+def _values(value: torch.Tensor, what: str, read):
+    """``read`` of the tensor's values on the CPU; a tensor that holds none the harness can read
+    (sparse, on the meta device, ...) is a wrong return, named with torch's reason."""
+    try:
+        return read(value.detach().cpu())
+    except (RuntimeError, TypeError, NotImplementedError, ValueError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InvalidReturn(f"{what} returned {_describe(value)} whose values cannot be read ({why}); "
+                            "it must return a dense torch.Tensor on the CPU") from None
 
 
 def as_array(value, what: str, integer: bool) -> np.ndarray:
     """A plain tensor or ndarray of the right kind, as a contiguous numpy array."""
     if type(value) is torch.Tensor:
-        arr = value.detach().cpu()
-        arr = arr.to(torch.float64).numpy() if arr.is_floating_point() else arr.numpy()
+        arr = _values(value, what, lambda t: t.to(torch.float64).numpy() if t.is_floating_point() else t.numpy())
     elif type(value) is np.ndarray:
         arr = value
     else:
@@ -72,7 +89,7 @@ def as_float(value, what: str) -> float:
     if type(value) in (float, int) or isinstance(value, np.floating) and type(value).__module__ == "numpy":
         number = float(value)
     elif type(value) is torch.Tensor and value.numel() == 1 and value.is_floating_point():
-        number = float(value.detach().cpu().item())
+        number = float(_values(value, what, lambda t: t.item()))
     else:
         raise InvalidReturn(f"{what} returned {_describe(value)}; it must return a Python float")
     if not math.isfinite(number):
@@ -86,7 +103,7 @@ def as_bool(value, what: str) -> bool:
     if type(value) is bool or type(value) is np.bool_:
         return bool(value)
     if type(value) is torch.Tensor and value.numel() == 1 and value.dtype == torch.bool:
-        return bool(value.item())
+        return bool(_values(value, what, lambda t: t.item()))
     raise InvalidReturn(f"{what} returned {_describe(value)}; it must return True or False")
 
 
@@ -100,8 +117,8 @@ def drive_sample(student, ctx: WorkerContext, args: dict) -> dict:
     tokens = []
     for prompt, seed in zip(args["prompts"], args["seeds"]):
         seed_everything(seed)
-        out = student.sample(model, torch.from_numpy(prompt), config, args["length"],
-                             temperature=args["temperature"], temperature_horizon=args["horizon"])
+        out = call_student(student, SAMPLE, model, torch.from_numpy(prompt), config, args["length"],
+                           temperature=args["temperature"], temperature_horizon=args["horizon"])
         tokens.append(as_array(out, "sample()", integer=True))
     return {"tokens": tokens}
 
@@ -115,27 +132,28 @@ def drive_temperature_scale(student, ctx: WorkerContext, args: dict) -> dict:
             logits, new_past = model(torch.from_numpy(prompt))
             filtered = top_k_filter(logits[:, -1, :], config.top_k)  # (1, V)
             seed_everything(args["seed"])
-            out = student.temperature_scale(filtered, model, new_past, config, args["temperature"], args["horizon"])
+            out = call_student(student, TEMPERATURE_SCALE, filtered, model, new_past, config,
+                               args["temperature"], args["horizon"])
         outputs.append(as_array(out, "temperature_scale()", integer=False))
     return {"logits": outputs}
 
 
-def _per_text(call, convert, ctx: WorkerContext, args: dict) -> list:
-    """Call a student function once per text, seeding before each call."""
+def _per_text(student, expected: Expected, convert, ctx: WorkerContext, args: dict) -> list:
+    """Call a student function ``(model, text)`` once per text, seeding before each call."""
     model = ctx.models.get(args["model"])
     out = []
     for text in args["texts"]:
         seed_everything(args["seed"])
-        out.append(convert(call(model, torch.from_numpy(text))))
+        out.append(convert(call_student(student, expected, model, torch.from_numpy(text))))
     return out
 
 
 def drive_log_likelihood(student, ctx: WorkerContext, args: dict) -> dict:
-    return {"values": _per_text(student.log_likelihood, lambda v: as_float(v, "log_likelihood()"), ctx, args)}
+    return {"values": _per_text(student, LOG_LIKELIHOOD, lambda v: as_float(v, "log_likelihood()"), ctx, args)}
 
 
 def drive_classification(student, ctx: WorkerContext, args: dict) -> dict:
-    return {"labels": _per_text(student.classification, lambda v: as_bool(v, "classification()"), ctx, args)}
+    return {"labels": _per_text(student, CLASSIFICATION, lambda v: as_bool(v, "classification()"), ctx, args)}
 
 
 DRIVERS = {

@@ -1,0 +1,19 @@
+"""The course's interface for question 6: which file defines which graded function, and how.
+
+The drivers check every student function against these signatures before calling it, and the
+feedback quotes them.  ``OLDER_LAYOUTS`` are package names of the course's earlier offerings
+(``from questions.likelihood import log_likelihood``), named in the hint for such an import.
+"""
+from __future__ import annotations
+
+from autograder.calls import Expected
+
+SAMPLE = Expected.parse(
+    "sample.py", "sample(model, start_text, config, length, temperature=None, temperature_horizon=1)")
+TEMPERATURE_SCALE = Expected.parse(
+    "sample.py", "temperature_scale(logits, model, new_past, config, temperature, temperature_horizon)")
+LOG_LIKELIHOOD = Expected.parse("likelihood.py", "log_likelihood(model, text)")
+CLASSIFICATION = Expected.parse("classifier.py", "classification(model, text)")
+GRADED = (SAMPLE, TEMPERATURE_SCALE, LOG_LIKELIHOOD, CLASSIFICATION)
+
+OLDER_LAYOUTS = ("questions",)
