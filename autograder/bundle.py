@@ -118,7 +118,8 @@ def public_config(staff_config: Path) -> str:
     """The assignment config reduced to its public tests, with the same false-failure level per test."""
     data = yaml.safe_load(staff_config.read_text())
     full = load_assignment(staff_config)
-    public = [t for t in data["tests"] if str(t.get("id", "")).endswith("-basic")]
+    public_ids = {t.id for t in full.tests if t.public}
+    public = [t for t in data["tests"] if t.get("id") in public_ids]
     n_statistical = sum(bool(t.get("statistical", False)) for t in public)
     reduced = {key: value for key, value in data.items() if key not in ("tests", "max_submissions_per_day")}
     reduced["error_budget"] = full.alpha_per_test * max(n_statistical, 1)

@@ -119,7 +119,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from autograder.checker import AnswerBook, check
-    from autograder.config import HARNESS_ROOT
+    from autograder.config import HARNESS_ROOT, load_assignment
 
     folder = Path(args.folder) if args.folder else (HARNESS_ROOT / "submission" if (HARNESS_ROOT / "submission").is_dir()
                                                     else Path.cwd())
@@ -128,7 +128,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         book = book or AnswerBook(strict=False)
         book.used.clear()
     print(f"checking {folder.resolve()} with the public tests ...", flush=True)
-    results, _log = check(folder, answers=book)
+    results, _log = check(folder, answers=book,
+                          assignment=load_assignment(Path(args.assignment)) if args.assignment else None)
     if args.save_answers:
         count = book.save(Path(args.save_answers), book.used)
         print(f"saved {count} reference answers to {args.save_answers}")
@@ -236,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description="Grade GPT-2 homework submissions.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
-    config_help = "assignment config (default: tests_hidden/assignment.yml of this harness)"
+    config_help = ("assignment config: every test's params, time limit, points, title and visibility "
+                   "(default: tests_hidden/assignment.yml of this harness)")
 
     g = sub.add_parser("grade", help="grade one submission and write results.json (what run_autograder calls)")
     g.add_argument("--submission", help="folder holding the upload (default on Gradescope: /autograder/submission)")
@@ -268,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="run the public tests on your files, as Gradescope does")
     c.add_argument("folder", nargs="?", help="folder holding your files (default: submission/ of this bundle)")
     c.add_argument("--results", help="also write results.json here")
+    c.add_argument("--assignment", help="assignment config whose public tests run "
+                   "(default: the assignment.yml of this bundle's tests)")
     c.add_argument("--answers", help=argparse.SUPPRESS)       # build: reference answers to use
     c.add_argument("--save-answers", help=argparse.SUPPRESS)  # build: keep the answers the public tests used
     c.set_defaults(func=cmd_check)

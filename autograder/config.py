@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from autograder.errors import ConfigError
+from autograder.results import VISIBILITIES
 
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
 # Staff tree and autograder.zip: tests_hidden/.  The student bundle has only tests_public/.
@@ -16,6 +17,7 @@ DEFAULT_CONFIG = next((HARNESS_ROOT / d / "assignment.yml" for d in ("tests_hidd
                        if (HARNESS_ROOT / d / "assignment.yml").is_file()), HARNESS_ROOT / "tests_hidden" / "assignment.yml")
 _ID = re.compile(r"^(?P<part>[0-9]+[a-z])-(?P<index>[0-9]+)-(?P<kind>basic|hidden)$")
 MAX_ALPHA_PER_TEST = 1e-6
+DEFAULT_TIMEOUT = 60.0      # seconds per worker call when neither a test nor `defaults` sets `timeout`
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,13 @@ class TestSpec:
     module: str             # the student file the test exercises, without ".py"
     visibility: str
     extra_credit: bool
-    timeout: float          # seconds for the whole test
+    timeout: float          # seconds per worker call; the whole test gets this plus a guard margin
     statistical: bool       # draws a share of the per-submission false-failure budget
     params: dict            # the assignment's own parameters for this test (models, draws, ...)
 
     @property
     def public(self) -> bool:
+        """The course's "-basic" tests: full feedback, graded first, shipped in the student bundle."""
         return self.id.endswith("-basic")
 
     @property
@@ -53,6 +56,7 @@ class Assignment:
     models: dict                    # name -> plain-data model spec
     tests: tuple[TestSpec, ...]
     source: Path
+    digest: str = ""                # 12 hex digits of sha256 over the config file, recorded in results
     lanes: int = 2                  # workers per file a spread call is split over; fixed, so scores never
                                     # depend on the machine's core count
 
@@ -93,12 +97,15 @@ def _require(data: dict, key: str, kind: type | tuple, where: str):
 def load_assignment(path: Path | None = None, seed: int | None = None) -> Assignment:
     path = Path(path or DEFAULT_CONFIG)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes()
+        data = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read assignment config {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    defaults = data.get("defaults", {})
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: defaults = {defaults!r} should be a mapping (timeout, public_visibility, ...)")
     tests = []
     for i, raw in enumerate(_require(data, "tests", list, str(path))):
         where = f"{path}: tests[{i}]"
@@ -107,16 +114,24 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
         test_id = _require(raw, "id", str, where)
         if not _ID.match(test_id):
             raise ConfigError(f"{where}: id {test_id!r} is not of the form 6c-0-basic / 6c-2-hidden")
+        where = f"{path}: test {test_id}"
         public = test_id.endswith("-basic")
         visibility = raw.get("visibility", defaults.get("public_visibility" if public else "hidden_visibility",
                                                         "visible" if public else "after_published"))
+        if visibility not in VISIBILITIES:
+            raise ConfigError(f"{where}: visibility {visibility!r} is not one of Gradescope's: "
+                              + ", ".join(VISIBILITIES))
+        timeout = raw.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
+            raise ConfigError(f"{where}: timeout = {timeout!r}; give the seconds a worker call may take, e.g. 60")
+        params = raw.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}: params = {params!r} should be a mapping, e.g. {{model: gpt2, lengths: [10]}}")
         tests.append(TestSpec(
             id=test_id, title=_require(raw, "title", str, where), points=float(_require(raw, "points", (int, float), where)),
             module=_require(raw, "module", str, where), visibility=visibility,
-            extra_credit=bool(raw.get("extra_credit", False)),
-            timeout=float(raw.get("timeout", defaults.get("timeout", 120))),
-            statistical=bool(raw.get("statistical", False)),
-            params=dict(raw.get("params") or {}),
+            extra_credit=bool(raw.get("extra_credit", False)), timeout=float(timeout),
+            statistical=bool(raw.get("statistical", False)), params=dict(params),
         ))
     ids = [t.id for t in tests]
     if len(set(ids)) != len(ids):
@@ -127,7 +142,7 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
         error_budget=float(_require(data, "error_budget", float, str(path))),
         drivers=_require(data, "drivers", str, str(path)),
         models=_require(data, "models", dict, str(path)),
-        tests=tuple(tests), source=path, lanes=data.get("lanes", 2),
+        tests=tuple(tests), source=path, digest=hashlib.sha256(text).hexdigest()[:12], lanes=data.get("lanes", 2),
     )
     if type(assignment.lanes) is not int or not 1 <= assignment.lanes <= 8:
         raise ConfigError(f"{path}: lanes = {assignment.lanes}; it must be between 1 and 8")

@@ -37,8 +37,11 @@ def harness_digest(root: Path = HARNESS_ROOT) -> str:
     return digest.hexdigest()[:12]
 
 
-def grader_info(seed: int) -> dict:
-    return {"grader_version": __version__, "grader_digest": harness_digest(), "seed": seed}
+def grader_info(seed: int, config_digest: str = "") -> dict:
+    """What a result records of its grader: version, harness digest, master seed and the digest of
+    the assignment config it was graded under (which may lie outside the harness)."""
+    return {"grader_version": __version__, "grader_digest": harness_digest(), "seed": seed,
+            "config_digest": config_digest}
 
 
 def rerun_command(submission: Path | str, test_id: str, seed: int, assignment_source: Path | None = None) -> str:

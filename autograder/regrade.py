@@ -2,7 +2,8 @@
 
 Each submission's ``results.json`` and staff log go to ``OUT/submission_<id>/`` as soon as it is
 graded, so an interrupted run resumes where it stopped: a submission is skipped when its
-results were written by the same harness (digest), seed and set of tests, unless ``force``.
+results were written by the same harness (digest), assignment config (digest), seed and set of
+tests, unless ``force``.
 Reports (``grades.csv``, ``summary.txt``) are rebuilt from those files, so they always cover
 every finished submission, whichever run graded it.
 """
@@ -125,7 +126,7 @@ class Regrade:
                 self.todo.append(Job(s.id, s.folder, dest, assignment_path, seed, only))
 
     def finished(self, results_path: Path) -> bool:
-        """Written by this harness, seed and set of tests, without an autograder error."""
+        """Written by this harness, config, seed and set of tests, without an autograder error."""
         try:
             data = json.loads(results_path.read_text())
         except (OSError, ValueError):
@@ -133,6 +134,7 @@ class Regrade:
         extra = data.get("extra_data") or {}
         ids = [(t.get("extra_data") or {}).get("test_id") for t in data.get("tests", [])]
         return (extra.get("grader_digest") == harness_digest() and extra.get("seed") == self.assignment.seed
+                and extra.get("config_digest") == self.assignment.digest
                 and ids == self.test_ids and _status(data) == "graded")
 
     def run(self, jobs: int = 1) -> Iterator[Outcome]:

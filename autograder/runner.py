@@ -3,7 +3,9 @@
 gradescope-utils' ``JSONTestRunner`` runs the unittest suite; ``ClassifyingResult`` extends its
 result class so that a student's mistake becomes a failed test with feedback, while a fault of
 the harness becomes a visible "autograder error" with the traceback kept for staff.  The
-assignment config, not the decorators, is the authority on points and visibility.
+run's assignment config is the one authority on every test: which tests run, their names,
+points, visibility and extra credit here, their params and time limits inside the tests
+(``autograder.testing``).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from autograder.discovery import Discovery, discover
 from autograder.errors import AutograderError, StudentError
 from autograder.provenance import grader_info, rerun_command
 from autograder.results import GradingResults, TestResult
+from autograder.testing import graded_id
 
 TESTS_DIR = DEFAULT_CONFIG.parent  # tests_hidden/ for staff and Gradescope, tests_public/ in the student bundle
 
@@ -48,7 +51,7 @@ class ClassifyingResult(JSONTestResult):
 
     def buildResult(self, test, err=None):
         result = super().buildResult(test, err)
-        result["test_id"] = getattr(getattr(test, "spec", None), "id", None)
+        result["test_id"] = graded_id(test)
         self.faults.spans[str(result["test_id"])] = (self._started, time.monotonic())
         return result
 
@@ -57,8 +60,7 @@ class ClassifyingResult(JSONTestResult):
         if isinstance(exc, (StudentError, AssertionError)):
             # A student's mistake: reported like a failed assertion, its message as feedback.
             return self.addFailure(test, (exc_type, exc, None))
-        test_id = getattr(getattr(test, "spec", None), "id", str(test))
-        self.faults.by_test[test_id] = "".join(traceback.format_exception(*err))
+        self.faults.by_test[graded_id(test) or str(test)] = "".join(traceback.format_exception(*err))
         return super().addError(test, (AutograderError, AutograderError("autograder error"), None))
 
 
@@ -70,23 +72,24 @@ def _iter_tests(suite):
             yield item
 
 
-def _test_id(test: unittest.TestCase) -> str:
-    """A graded test's id: its docstring (set by ``@graded``) starts with it."""
-    return (getattr(test, test._testMethodName).__doc__ or "").split(":", 1)[0]
-
-
-def load_suite(tests_dir: Path, only: frozenset[str] | None = None) -> unittest.TestSuite:
-    """The graded tests, optionally only those whose ids are in ``only``."""
+def load_suite(tests_dir: Path, assignment: Assignment, only: frozenset[str] | None = None) -> unittest.TestSuite:
+    """The graded tests of ``tests_dir`` that ``assignment`` configures (only those in ``only``
+    when given), its public tests first; a method of a test id the assignment lacks is left out."""
     loader = unittest.TestLoader()
     suite = loader.discover(str(tests_dir), pattern="test_*.py", top_level_dir=str(tests_dir))
     errors = list(getattr(loader, "errors", []))
     if errors:
         raise AutograderError("graded tests failed to load:\n" + "\n".join(errors))
-    chosen = []
+    specs = {t.id: t for t in assignment.tests if only is None or t.id in only}
+    chosen, methods = [], {}
     for test in _iter_tests(suite):
-        test_id = _test_id(test)
-        if only is None or test_id in only:
-            chosen.append((not test_id.endswith("-basic"), test))
+        test_id = graded_id(test)
+        if test_id in specs:
+            if test_id in methods:
+                raise AutograderError(f"graded test {test_id} is the method of both {methods[test_id]} and {test.id()} "
+                                      f"in {tests_dir}; decorate one method with @graded({test_id!r})")
+            methods[test_id] = test.id()
+            chosen.append((not specs[test_id].public, test))
     # Public tests first: nothing the submission sees in a hidden test exists yet when the
     # feedback of a public one (its output included) is written.
     chosen.sort(key=lambda pair: pair[0])
@@ -98,13 +101,18 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     """Run the graded tests the config names (or only those in ``only``); ``upload`` names the
     graded folder in each test's reproduce command."""
     assignment = ctx.assignment
-    configured = frozenset(t.id for t in assignment.tests)
-    suite = load_suite(tests_dir, configured if only is None else only & configured)
+    suite = load_suite(tests_dir, assignment, only)
     chosen = list(_iter_tests(suite))
     for test in chosen:
         test.ctx = ctx
-    ctx.prestart({_test_id(test) for test in chosen})
+    ran = {graded_id(test) for test in chosen}
+    ctx.prestart(ran)
     faults = Faults()
+    for spec in assignment.tests:
+        if (only is None or spec.id in only) and spec.id not in ran:
+            faults.by_test[spec.id] = (f"{assignment.source} configures test {spec.id}, but no test method in "
+                                       f"{tests_dir} is decorated with @graded({spec.id!r}): add one, or remove "
+                                       "the test from the config")
 
     class Result(ClassifyingResult):
         pass
@@ -116,7 +124,7 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     runner.run(suite)
     raw = json.loads(stream.getvalue())
     by_id = {r.get("test_id"): r for r in raw["tests"]}
-    results = GradingResults(extra_data=grader_info(assignment.seed))
+    results = GradingResults(extra_data=grader_info(assignment.seed, assignment.digest))
     for spec in assignment.tests:
         if only is not None and spec.id not in only:
             continue
@@ -129,7 +137,7 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
             name=spec.name, points=spec.points, score=spec.points if passed else 0.0, passed=passed,
             output=output.strip(), visibility=spec.visibility, number=spec.number,
             extra_credit=spec.extra_credit, tags=[spec.module + ".py"] + (["extra credit"] if spec.extra_credit else []),
-            extra_data={**grader_info(assignment.seed), "test_id": spec.id,
+            extra_data={**grader_info(assignment.seed, assignment.digest), "test_id": spec.id,
                         "rerun": rerun_command(upload or "DIR", spec.id, assignment.seed, assignment.source)},
         ))
     results.spans = dict(faults.spans)

@@ -1,8 +1,12 @@
-"""What graded tests are written with: gradescope-utils' decorators fed from the assignment YAML.
+"""What graded tests are written with: a decorator naming the test and a base class running it.
 
-A graded test is a ``GradedTestCase`` method decorated with ``@graded("6c-2-hidden")``, which
-applies ``@weight``, ``@number``, ``@visibility`` and a timeout-decorator guard with the values
-the assignment config gives that id, and names the test ``"6c-2-hidden: <title>"``.
+A graded test is a ``GradedTestCase`` method decorated with ``@graded("6c-2-hidden")``.  The
+decorator carries the id alone: when the test runs, its spec (params, timeout, points, title,
+visibility) is the one the running context's assignment gives that id, so a grade under
+``--assignment other.yml`` uses that file's values throughout, never those of the config the
+test modules were first imported with.  Points, visibility and names of the results come from
+the same spec (``autograder.runner``), which is why gradescope-utils' ``@weight``,
+``@number`` and ``@visibility``, fixed when a module is imported, are not used.
 """
 from __future__ import annotations
 
@@ -11,44 +15,45 @@ import unittest
 from dataclasses import dataclass
 
 import timeout_decorator
-from gradescope_utils.autograder_utils.decorators import number, visibility, weight
 
-from autograder.config import Assignment, TestSpec, load_assignment
+from autograder.config import TestSpec
 from autograder.context import GradingContext
 from autograder.errors import StudentError
 
 # Extra seconds the outer guard allows beyond a test's own limit, which its worker calls enforce.
 GUARD_MARGIN = 30.0
+_GRADED_ID = "__graded_id__"
 
 
 class TestGuardTimeout(AssertionError):
     """The whole test ran past its time limit."""
 
 
-def graded(test_id: str, assignment: Assignment | None = None):
-    spec = (assignment or _default_assignment()).test(test_id)
+def graded(test_id: str):
+    """Make a ``GradedTestCase`` method the graded test ``test_id`` of whatever assignment runs it."""
+    if not isinstance(test_id, str) or not test_id:
+        raise TypeError(f"@graded({test_id!r}): give the test's id as the assignment config spells it, "
+                        "e.g. @graded(\"6c-2-hidden\")")
 
     def decorate(func):
-        guarded = timeout_decorator.timeout(spec.timeout + GUARD_MARGIN, use_signals=True,
-                                            timeout_exception=TestGuardTimeout,
-                                            exception_message=f"{spec.id} ran past its time limit")(func)
-
         @functools.wraps(func)
         def run(self, *args, **kwargs):
-            self.spec = spec
-            return guarded(self, *args, **kwargs)
+            self.spec = self.ctx.assignment.test(test_id)
+            limit = self.spec.timeout + GUARD_MARGIN
+            guarded = timeout_decorator.timeout(limit, use_signals=True, timeout_exception=TestGuardTimeout,
+                                                exception_message=f"{test_id} ran past its time limit of {limit:g} s")
+            return guarded(func)(self, *args, **kwargs)
 
-        run.__doc__ = spec.name
-        run = weight(spec.points)(run)  # extra credit is marked by the runner from the config
-        run = number(spec.number)(run)
-        return visibility(spec.visibility)(run)
+        run.__doc__ = test_id
+        setattr(run, _GRADED_ID, test_id)
+        return run
 
     return decorate
 
 
-@functools.lru_cache(maxsize=None)
-def _default_assignment() -> Assignment:
-    return load_assignment()
+def graded_id(test: unittest.TestCase) -> str | None:
+    """The id ``@graded`` gave ``test``'s method, or None for a method that is not a graded test."""
+    return getattr(getattr(test, test._testMethodName, None), _GRADED_ID, None)
 
 
 @dataclass(frozen=True)

@@ -124,12 +124,16 @@ def test_regrade_writes_a_correct_csv_and_resumes(tmp_path):
     assert "6d-0-basic: 2 of 5 failed" in summary and "NotImplementedError" in summary and "SyntaxError" in summary
     assert summary_path.read_text().strip() == summary
 
+    changed = tmp_path / "changed.yml"
+    changed.write_text((ROOT / "tests_hidden" / "assignment.yml").read_text().replace("lengths: [10]", "lengths: [7]"))
     with open_export(export) as subs:
         again = Regrade(subs, out, only=ONLY)
         forced = Regrade(subs, out, only=ONLY, force=True)
         wider = Regrade(subs, out, only=ONLY | {"6c-0-basic"})
+        other_params = Regrade(subs, out, assignment_path=changed, only=ONLY)
     assert again.todo == [] and again.skipped == ["1001", "1002", "1003", "1004", "1005"]
     assert len(forced.todo) == 5 and len(wider.todo) == 5, "other tests make the old results unfinished"
+    assert len(other_params.todo) == 5, "results graded under another config (same seed and tests) are unfinished"
 
 
 @pytest.mark.slow
