@@ -2,8 +2,8 @@
 
 A worker imports the submission's files as the package ``submission``.  A file that imports a
 sibling under another package name (an older course layout: ``from questions.likelihood
-import log_likelihood``), a sibling that was not uploaded, a name from the package itself
-(whose ``__init__.py`` the grader writes empty), or a module the grader does not have gets one
+import log_likelihood``), a sibling that was not uploaded, a name the package itself does
+not re-export (the course's ``__init__.py`` re-exports its graded functions only), or a module the grader does not have gets one
 line naming the statement's module and, where there is one, the statement to write instead.
 """
 from __future__ import annotations
@@ -50,8 +50,8 @@ def _hint(exc: ImportError, file: str, node: ast.stmt, package_dir: Path, older_
         fixes = [f"from {PACKAGE}.{home} import {name}" for name, home in homes.items() if home]
         if not fixes:
             return ""
-        return (f"{file} imports {', '.join(names)} from the package {PACKAGE}, whose __init__.py the grader leaves "
-                f"empty; import from the file that defines it: `{'`, `'.join(fixes)}`")
+        return (f"{file} imports {', '.join(names)} from the package {PACKAGE}, which re-exports only the course's "
+                f"functions; import from the file that defines it: `{'`, `'.join(fixes)}`")
     dotted = _imported_module(node, missing)
     if dotted is None or not isinstance(exc, ModuleNotFoundError):
         return ""

@@ -41,6 +41,17 @@ def student_traceback(exc: BaseException, package_dir: Path) -> str:
     return "Traceback (your code only):\n" + "".join(lines) + detail
 
 
+def export_from_package(package, exports: dict[str, str]) -> None:
+    """Let ``from submission import NAME`` find NAME in its module, as the course's package
+    ``__init__`` re-exports it, importing that module only when the name is asked for."""
+    def __getattr__(name: str):
+        if name not in exports:
+            raise AttributeError(f"module {package.__name__!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package.__name__}.{exports[name]}"), name)
+
+    package.__getattr__ = __getattr__
+
+
 def _error(kind: str, message: str, tb: str = "") -> dict:
     return {"ok": False, "kind": kind, "message": message, "traceback": tb}
 
@@ -59,6 +70,7 @@ class Worker:
 
     def _import(self) -> None:
         try:
+            export_from_package(importlib.import_module("submission"), getattr(self.drivers, "PACKAGE_EXPORTS", {}))
             self.student = importlib.import_module(f"submission.{self.module_name}")
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
             hint = import_hint(exc, self.package_dir, getattr(self.drivers, "OLDER_LAYOUTS", ()))

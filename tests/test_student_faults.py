@@ -21,10 +21,11 @@ from autograder.calls import CALL_PHRASE, call_student, signature_of
 from autograder.corpus import expectation_problems, load_corpus
 from autograder.errors import InvalidReturn, StudentCall
 from autograder.import_hints import import_hint
-from autograder.q6.course import GRADED, OLDER_LAYOUTS, SAMPLE
+from autograder.q6.course import GRADED, OLDER_LAYOUTS, PACKAGE_EXPORTS, SAMPLE
 from autograder.q6.drivers import as_array, as_float
 from autograder.results import GradingResults, TestResult
 from autograder.runner import grade
+from autograder.worker import export_from_package
 from conftest import FIXTURES, REFERENCE, TEMPLATE
 
 FAULTS = FIXTURES / "faults"
@@ -174,6 +175,7 @@ def failed_import(tmp_path, monkeypatch, files: dict[str, str], module: str = "c
         (package / name).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
+        export_from_package(importlib.import_module("submission"), PACKAGE_EXPORTS)  # as a worker does
         importlib.import_module(f"submission.{module}")
     except ImportError as exc:
         return import_hint(exc, package.resolve(), OLDER_LAYOUTS)
@@ -196,9 +198,9 @@ LIKELIHOOD = "def log_likelihood(model, text):\n    return 0.0\n"
     ("import questions.likelihood as ll", {"likelihood.py": LIKELIHOOD},
      "classifier.py imports questions.likelihood (the course's older layout); "
      "import it as `from submission import likelihood`"),
-    ("from submission import log_likelihood", {"likelihood.py": LIKELIHOOD},
-     "classifier.py imports log_likelihood from the package submission, whose __init__.py the grader leaves empty; "
-     "import from the file that defines it: `from submission.likelihood import log_likelihood`"),
+    ("from submission import log_prob", {"likelihood.py": LIKELIHOOD + "def log_prob(x):\n    return x\n"},
+     "classifier.py imports log_prob from the package submission, which re-exports only the course's functions; "
+     "import from the file that defines it: `from submission.likelihood import log_prob`"),
     ("from submission.likelihood import log_likelihood", {},
      "classifier.py imports submission.likelihood, but likelihood.py was not uploaded: upload it with classifier.py"),
     ("import transformers_not_installed", {},
@@ -289,3 +291,10 @@ def test_a_fault_of_a_driver_before_the_student_call_is_an_autograder_error(monk
     assert tests["6c-0-basic"].score == 0 and tests["6d-0-basic"].passed
     staff = tests["autograder error (staff detail)"]
     assert staff.visibility == "hidden" and "KeyError: 'model'" in staff.output and "drive_sample" in staff.output
+
+
+def test_the_package_re_exports_the_courses_functions_as_its_init_does(tmp_path, monkeypatch):
+    """``from submission import log_likelihood`` works as with the course's package __init__."""
+    files = {"classifier.py": "from submission import log_likelihood\n", "likelihood.py": LIKELIHOOD}
+    with pytest.raises(AssertionError, match="imported"):
+        failed_import(tmp_path, monkeypatch, files)

@@ -17,3 +17,9 @@ CLASSIFICATION = Expected.parse("classifier.py", "classification(model, text)")
 GRADED = (SAMPLE, TEMPERATURE_SCALE, LOG_LIKELIHOOD, CLASSIFICATION)
 
 OLDER_LAYOUTS = ("questions",)
+
+# What the course's ``submission/__init__.py`` re-exports, by the module defining it, so that
+# ``from submission import log_likelihood`` works as in the course (resolved lazily: one file
+# that fails to import never breaks the others).
+PACKAGE_EXPORTS = {"sample": "sample", "top_k_logits": "sample", "temperature_scale": "sample",
+                   "log_likelihood": "likelihood", "classification": "classifier"}

@@ -22,7 +22,7 @@ from autograder.calls import Expected, call_student
 from autograder.errors import InvalidReturn
 from autograder.isolation import STORE_VAR
 from autograder.q6.course import CLASSIFICATION, LOG_LIKELIHOOD, SAMPLE, TEMPERATURE_SCALE
-from autograder.q6.course import OLDER_LAYOUTS  # noqa: F401 - read by the worker, for its import hints
+from autograder.q6.course import OLDER_LAYOUTS, PACKAGE_EXPORTS  # noqa: F401 - read by the worker
 from autograder.q6.models import ModelCache
 
 
