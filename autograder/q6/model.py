@@ -66,7 +66,7 @@ class GPT2Config:
 
 
 # The shape of a designed model: the smallest course-layout cache a history code fits in
-# (head_dim 16 >= ``history.DIGITS``); its 50257 x 16 embedding is what it costs (3 MB).
+# (head_dim 16 >= ``history.DIGITS``).
 DESIGNED_SHAPE = dict(n_layer=2, n_embd=16, n_head=1)
 
 
@@ -189,10 +189,15 @@ class GPT2(nn.Module):
 
         Its weights (zeros, LayerNorm gains one) serve the module's surface only: the embedding
         lookups that check inputs, ``parameters()``, ``double()``."""
-        model = cls.unfilled(GPT2Config(top_k=top_k, **DESIGNED_SHAPE), law)
+        cfg = GPT2Config(top_k=top_k, **DESIGNED_SHAPE)
+        model = cls.unfilled(cfg, law)
+        # Every token embeds to zero through one row, so the table costs no memory per token.
+        model.transformer.wte.weight = nn.Parameter(torch.zeros(1, cfg.n_embd).expand(cfg.vocab_size, cfg.n_embd))
+        model.restore_buffers()
         with torch.no_grad():
             for name, p in model.named_parameters():
-                p.fill_(1.0 if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")) else 0.0)
+                if name != "transformer.wte.weight":
+                    p.fill_(1.0 if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")) else 0.0)
         return model.eval()
 
     def restore_buffers(self) -> "GPT2":
