@@ -18,6 +18,8 @@ DEFAULT_CONFIG = next((HARNESS_ROOT / d / "assignment.yml" for d in ("tests_hidd
 _ID = re.compile(r"^(?P<part>[0-9]+[a-z])-(?P<index>[0-9]+)-(?P<kind>basic|hidden)$")
 MAX_ALPHA_PER_TEST = 1e-6
 DEFAULT_TIMEOUT = 60.0      # seconds per worker call when neither a test nor `defaults` sets `timeout`
+DEFAULT_TIME_BUDGET = 480.0  # seconds for a whole grade: 2 minutes under Gradescope's default timeout of 10
+TIME_BUDGET_RANGE = (20.0, 2400.0)  # below 20 s not even the harness starts; 40 min is Gradescope's largest timeout
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Assignment:
     digest: str = ""                # 12 hex digits of sha256 over the config file, recorded in results
     lanes: int = 2                  # workers per file a spread call is split over; fixed, so scores never
                                     # depend on the machine's core count
-
+    time_budget: float = DEFAULT_TIME_BUDGET  # seconds the whole grade may take (autograder.budget)
 
     def test(self, test_id: str) -> TestSpec:
         for t in self.tests:
@@ -92,6 +94,15 @@ def _require(data: dict, key: str, kind: type | tuple, where: str):
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ConfigError(f"{where}: {key} = {value!r} should be {getattr(kind, '__name__', kind)}")
     return value
+
+
+def _time_budget(value: object, path: Path) -> float:
+    low, high = TIME_BUDGET_RANGE
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
+        raise ConfigError(f"{path}: time_budget = {value!r}; give the seconds a whole grade may take, at least "
+                          f"{low:g} and under {high:g}, a margin under the autograder timeout set on Gradescope "
+                          f"(10 minutes unless raised there), e.g. time_budget: {DEFAULT_TIME_BUDGET:g}")
+    return float(value)
 
 
 def load_assignment(path: Path | None = None, seed: int | None = None) -> Assignment:
@@ -143,6 +154,7 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
         drivers=_require(data, "drivers", str, str(path)),
         models=_require(data, "models", dict, str(path)),
         tests=tuple(tests), source=path, digest=hashlib.sha256(text).hexdigest()[:12], lanes=data.get("lanes", 2),
+        time_budget=_time_budget(data.get("time_budget", DEFAULT_TIME_BUDGET), path),
     )
     if type(assignment.lanes) is not int or not 1 <= assignment.lanes <= 8:
         raise ConfigError(f"{path}: lanes = {assignment.lanes}; it must be between 1 and 8")

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder import protocol
+from autograder.budget import Budget
 from autograder.config import Assignment, derive_seed
-from autograder.errors import AutograderError, MissingFile, StudentError
+from autograder.errors import AutograderError, BudgetTimeout, MissingFile, StudentError
 from autograder.isolation import Isolation
 from autograder.provenance import harness_digest
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
@@ -75,12 +76,18 @@ class ReferenceCache:
 
 
 class GradingContext:
-    """Owns the workers of one grading run; ``close()`` kills every process they started."""
+    """Owns the workers of one grading run; ``close()`` kills every process they started.
+
+    ``budget`` is the run's time budget (default: the assignment's ``time_budget`` from now): every
+    student call is planned within it and charged to it, and so is every reference call the cache
+    cannot answer, as the harness's own work (``autograder.budget``)."""
 
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
                  reference: dict[str, Path] | None = None, limits: Limits | None = None,
-                 reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None):
+                 reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None,
+                 budget: Budget | None = None):
         self.assignment = assignment
+        self.budget = budget if budget is not None else Budget(assignment.time_budget)
         self.submission = submission
         self.file_problems = dict(file_problems or {})  # file name -> why it cannot be graded
         self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
@@ -145,18 +152,18 @@ class GradingContext:
                     pass  # reported by the test that needs this worker
 
     def _call(self, who: str, files: dict[str, Path], module: str, driver: str, args: dict, timeout: float,
-              spread: tuple[str, ...]) -> dict:
+              spread: tuple[str, ...], budget_left: float) -> dict:
         """One request, or with ``spread`` its list arguments cut into ``assignment.lanes`` parts run
         at once by one worker each.  The cut is fixed, so every worker sees the same calls on every
         machine; list answers are joined in order, and the first lane's fault is the one raised."""
         parts = split_request(args, spread, self.assignment.lanes) if spread else [args]
         if len(parts) == 1:
-            return self._worker(who, files, module).call(driver, parts[0], timeout)
+            return self._worker(who, files, module).call(driver, parts[0], timeout, budget_left)
         workers = [self._worker(who, files, module, lane) for lane in range(len(parts))]
         for w in workers:
             w.ensure_started()  # here, not in a pool thread, whose end would kill the worker (PDEATHSIG)
         with ThreadPoolExecutor(len(parts), thread_name_prefix=f"{who}-{module}") as pool:
-            futures = [pool.submit(w.call, driver, part, timeout) for w, part in zip(workers, parts)]
+            futures = [pool.submit(w.call, driver, part, timeout, budget_left) for w, part in zip(workers, parts)]
             try:
                 errors = [f.exception() for f in futures]
             except BaseException:  # the test's time guard: kill the workers so every lane returns
@@ -168,16 +175,25 @@ class GradingContext:
                 raise error
         return join_answers([f.result() for f in futures])
 
-    def call_student(self, module: str, driver: str, args: dict, timeout: float, spread: tuple[str, ...] = ()) -> dict:
-        return self._call("student", self.submission, module, driver, args, timeout, spread)
+    def call_student(self, module: str, driver: str, args: dict, timeout: float, spread: tuple[str, ...] = (),
+                     test: str = "") -> dict:
+        """A call of the student's ``module`` for ``test``, within ``timeout`` and the time budget."""
+        file = f"{module}.py"
+        try:
+            with self.budget.student_call(test, file) as left:
+                return self._call("student", self.submission, module, driver, args, timeout, spread, left)
+        except BudgetTimeout:
+            raise self.budget.cut_short(test, file, left, timeout) from None
 
     def call_reference(self, module: str, driver: str, args: dict, timeout: float,
                        spread: tuple[str, ...] = ()) -> dict:
+        """The reference solution's answer: from the cache, or computed as the harness's own work."""
         key = self.reference_cache.key_for(self.reference, module, driver, args)
         answer = self.reference_cache.get(key)
         if answer is None:
             try:
-                answer = self._call("reference", self.reference, module, driver, args, timeout, spread)
+                left = self.budget.harness_call(f"the reference solution's {module}.py")
+                answer = self._call("reference", self.reference, module, driver, args, timeout, spread, left)
             except StudentError as exc:  # the reference failing is our fault, never the student's
                 raise AutograderError(f"the reference solution failed: {exc}") from None
             self.reference_cache.put(key, answer)

@@ -48,6 +48,24 @@ class StudentTimeout(StudentError):
     """Student code ran past the test's time limit."""
 
 
+class BudgetTimeout(StudentTimeout):
+    """Student code ran past what was left of the run's time budget, shorter than the test's own limit."""
+
+
+class BudgetSpent(StudentError):
+    """The submission used up the run's time budget: a test, or the rest of one, could not run.
+
+    Its message is written by the harness alone (no input, no student output), so hidden tests show it whole.
+    """
+
+
+class GradingStopped(KeyboardInterrupt):
+    """The run was stopped from outside (SIGTERM from run_autograder's watchdog at the end of the time budget).
+
+    A KeyboardInterrupt, so that unittest lets it through instead of recording it as a test's error.
+    """
+
+
 class InvalidReturn(StudentError):
     """Student code returned a value of the wrong type, shape or range."""
 

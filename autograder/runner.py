@@ -18,12 +18,14 @@ import traceback
 import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, JSONTestRunner
 
 from autograder import isolation
-from autograder.config import DEFAULT_CONFIG, Assignment, load_assignment
+from autograder.budget import Budget
+from autograder.config import DEFAULT_CONFIG, Assignment, TestSpec, load_assignment
 from autograder.context import GradingContext, ReferenceCache
 from autograder.discovery import Discovery, discover
 from autograder.errors import AutograderError, StudentError
@@ -32,6 +34,7 @@ from autograder.results import GradingResults, TestResult
 from autograder.testing import graded_id
 
 TESTS_DIR = DEFAULT_CONFIG.parent  # tests_hidden/ for staff and Gradescope, tests_public/ in the student bundle
+Progress = Callable[[GradingResults], None]  # takes the results to write should the run be stopped now
 
 
 @dataclass
@@ -44,6 +47,13 @@ class Faults:
 
 class ClassifyingResult(JSONTestResult):
     faults: Faults
+
+    def on_test_end(self, raw: list[dict]) -> None:
+        """Called after each test with the raw results so far."""
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.on_test_end(list(self.results))
 
     def startTest(self, test):
         self._started = time.monotonic()
@@ -97,9 +107,10 @@ def load_suite(tests_dir: Path, assignment: Assignment, only: frozenset[str] | N
 
 
 def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[str] | None = None,
-              upload: Path | None = None) -> GradingResults:
+              upload: Path | None = None, progress: Progress | None = None) -> GradingResults:
     """Run the graded tests the config names (or only those in ``only``); ``upload`` names the
-    graded folder in each test's reproduce command."""
+    graded folder in each test's reproduce command; ``progress`` gets, after each test, the
+    results to write should the run be stopped there."""
     assignment = ctx.assignment
     suite = load_suite(tests_dir, assignment, only)
     chosen = list(_iter_tests(suite))
@@ -115,68 +126,109 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
                                        "the test from the config")
 
     class Result(ClassifyingResult):
-        pass
+        def on_test_end(self, raw: list[dict]) -> None:
+            if progress is not None:
+                progress(provisional(assignment, only, raw, faults, upload, ctx.budget))
 
     Result.faults = faults
     stream = io.StringIO()
     runner = JSONTestRunner(stream=stream, failure_prefix="")
     runner.resultclass = Result
     runner.run(suite)
-    raw = json.loads(stream.getvalue())
-    by_id = {r.get("test_id"): r for r in raw["tests"]}
+    results = _assemble(assignment, only, json.loads(stream.getvalue())["tests"], faults, upload)
+    ctx.log("test times: " + ", ".join(f"{k} {v:.1f}s" for k, v in results.seconds.items()))
+    if faults.by_test:
+        ctx.log(results.tests[-1].output)
+    return results
+
+
+def _assemble(assignment: Assignment, only: frozenset[str] | None, raw: list[dict], faults: Faults,
+              upload: Path | None, unfinished: str | None = None) -> GradingResults:
+    """The results of the configured tests from the runner's raw ones; a test without one is an
+    autograder error, or, given ``unfinished``, a test that has not run yet, with that reason."""
+    by_id = {r.get("test_id"): r for r in raw}
     results = GradingResults(extra_data=grader_info(assignment.seed, assignment.digest))
     for spec in assignment.tests:
         if only is not None and spec.id not in only:
             continue
         r = by_id.get(spec.id)
         passed = r is not None and r.get("status") == "passed"
-        output = (r or {}).get("output", "") if r else "autograder error: this test did not run"
-        if spec.id in faults.by_test or r is None:
+        output = (r or {}).get("output", "")
+        if spec.id in faults.by_test or r is None and unfinished is None:
             output = "autograder error: this test could not be graded; course staff have the details."
-        results.tests.append(TestResult(
-            name=spec.name, points=spec.points, score=spec.points if passed else 0.0, passed=passed,
-            output=output.strip(), visibility=spec.visibility, number=spec.number,
-            extra_credit=spec.extra_credit, tags=[spec.module + ".py"] + (["extra credit"] if spec.extra_credit else []),
-            extra_data={**grader_info(assignment.seed, assignment.digest), "test_id": spec.id,
-                        "rerun": rerun_command(upload or "DIR", spec.id, assignment.seed, assignment.source)},
-        ))
+        elif r is None:
+            output = unfinished
+        results.tests.append(_test_result(spec, assignment, upload, passed, output))
     results.spans = dict(faults.spans)
-    ctx.log("test times: " + ", ".join(f"{k} {v:.1f}s" for k, v in results.seconds.items()))
     if faults.by_test:
         detail = "\n\n".join(f"[{k}]\n{v}" for k, v in faults.by_test.items())
         results.tests.append(TestResult(name="autograder error (staff detail)", points=0.0,
                                         visibility="hidden", output=detail))
-        ctx.log(detail)
     return results
+
+
+def _test_result(spec: TestSpec, assignment: Assignment, upload: Path | None, passed: bool, output: str) -> TestResult:
+    return TestResult(
+        name=spec.name, points=spec.points, score=spec.points if passed else 0.0, passed=passed,
+        output=output.strip(), visibility=spec.visibility, number=spec.number,
+        extra_credit=spec.extra_credit, tags=[spec.module + ".py"] + (["extra credit"] if spec.extra_credit else []),
+        extra_data={**grader_info(assignment.seed, assignment.digest), "test_id": spec.id,
+                    "rerun": rerun_command(upload or "DIR", spec.id, assignment.seed, assignment.source)},
+    )
+
+
+def provisional(assignment: Assignment, only: frozenset[str] | None, raw: list[dict], faults: Faults,
+                upload: Path | None, budget: Budget) -> GradingResults:
+    """The results to write if the run is stopped now, at the end of its time budget: the tests
+    finished so far keep their scores, the rest are marked not run, and a visible autograder error
+    says that grading itself overran (every student call is planned to end well before)."""
+    done = _assemble(assignment, only, raw, faults, upload,
+                     unfinished=f"not run: grading was stopped at the end of its time budget ({budget.total:g} s) "
+                                "before this test finished")
+    stopped = GradingResults.autograder_failure(
+        f"it did not finish within its time budget of {budget.total:g} s, so the tests it had not finished are "
+        "marked not run; the others keep their scores", "stopped at the end of the time budget\n" + budget.staff_line(),
+        tests=done.tests)
+    stopped.extra_data = {**done.extra_data, "time_budget": {**budget.summary(done.seconds), "stopped": True}}
+    return stopped
 
 
 def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
-          lock_gradescope: bool = True) -> tuple[GradingResults, list[str]]:
+          lock_gradescope: bool = True, started: float | None = None, progress: Progress | None = None,
+          time_budget: float | None = None) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
     grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request;
     ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade).
+    The run's time budget, ``time_budget`` seconds (default: the assignment's; ``math.inf`` for
+    none), counts from ``started`` (``time.monotonic()``; default: now); ``progress`` gets the
+    results to write should the run be stopped, once the config is read and after every test.
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
     """
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     log: list[str] = []
+    budget = None
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
     try:
         if lock_gradescope and os.geteuid() == 0 and isolation.on_gradescope():
             log += isolation.prepare_gradescope()  # lock the tree and results folder before any student code
         if not isinstance(assignment, Assignment):
             assignment = load_assignment(assignment, seed=seed)
+        budget = Budget(assignment.time_budget if time_budget is None else time_budget, started=started)
+        upload = Path(submission_dir).resolve()
+        if progress is not None:
+            progress(provisional(assignment, only, [], Faults(), upload, budget))
         with discover(Path(submission_dir)) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
-                                file_problems=found.problems) as ctx:
+                                file_problems=found.problems, budget=budget) as ctx:
                 try:
-                    results = run_suite(ctx, only=only, upload=Path(submission_dir).resolve())
+                    results = run_suite(ctx, only=only, upload=upload, progress=progress)
                 finally:
                     log.extend(ctx.staff_log)
                     log.extend(_printed(ctx))
@@ -184,11 +236,14 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
             results.extra_data["files"] = {name: {"found_as": found.origins[name],
                                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
                                            for name, path in found.files.items()}
-            results.output = _summary_text(results, found)
+            results.output = _summary_text(results, found, budget)
     except Exception as exc:  # noqa: BLE001 - the one place a harness fault becomes results
         detail = traceback.format_exc()
         log.append(detail)
         results = GradingResults.autograder_failure(f"{type(exc).__name__}: {exc}", detail)
+    if budget is not None:
+        results.extra_data["time_budget"] = budget.summary(results.seconds)
+        log.append(budget.staff_line())
     results.execution_time = time.monotonic() - started
     return results, log
 
@@ -212,7 +267,7 @@ def _upload_log(found: Discovery) -> list[str]:
     return lines + [f"{name}: {why}" for name, why in found.problems.items()] + found.notes
 
 
-def _summary_text(results: GradingResults, found: Discovery) -> str:
+def _summary_text(results: GradingResults, found: Discovery, budget: Budget) -> str:
     """What students see at the top: public tests only, so hidden scores stay unpublished."""
     public = [t for t in results.tests if t.visibility == "visible" and t.points > 0]
     base = [t for t in public if not t.extra_credit]
@@ -222,4 +277,8 @@ def _summary_text(results: GradingResults, found: Discovery) -> str:
     if found.absent:
         lines.append("Not uploaded: " + ", ".join(found.absent) + " (the tests of their functions fail).")
     lines += [why for name, why in found.problems.items() if name not in found.absent]
+    stopped = [t for t, usage in budget.by_test.items() if usage.not_run or usage.cut_short]
+    if stopped:
+        lines.append(f"Your code used up the grading time budget ({budget.total:g} s): {len(stopped)} test(s) did not "
+                     "run or were cut short; each says which files used the time.")
     return "\n".join(lines)

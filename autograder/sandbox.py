@@ -11,6 +11,7 @@ killed, so one call's crash, exit, signal, timeout or fork cannot reach the next
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import resource
@@ -26,7 +27,8 @@ from pathlib import Path
 from autograder import protocol, reaper
 from autograder.calls import CALL_PHRASE
 from autograder.confine import limit_cpu
-from autograder.errors import AutograderError, InvalidReturn, ProtocolError, StudentCrash, StudentTimeout
+from autograder.errors import (AutograderError, BudgetTimeout, InvalidReturn, ProtocolError, StudentCrash,
+                               StudentTimeout)
 from autograder.forkserver import Forked
 from autograder.isolation import Isolation
 
@@ -199,20 +201,29 @@ class WorkerHandle:
         return text + ("\n[... output truncated ...]" if len(data) > self.limits.output_bytes else "")
 
     # -- calls -----------------------------------------------------------------------
-    def call(self, driver: str, args: dict, timeout: float) -> dict:
-        """Run ``driver`` in the worker; return its plain-data result or raise a StudentError."""
+    def call(self, driver: str, args: dict, timeout: float, budget_left: float | None = None) -> dict:
+        """Run ``driver`` in the worker; return its plain-data result or raise a StudentError.
+
+        The call may take ``timeout`` (shortened once the module has timed out before), or
+        ``budget_left``, what the run's time budget leaves it, if that is less: a call the budget
+        stops raises BudgetTimeout."""
         if self.limits.max_call_seconds is not None:
             timeout = min(timeout, self.limits.max_call_seconds)
+        why = "time limit"
         if self.timed_out and self.student:
             timeout = min(timeout, self.limits.retry_seconds)
+            why += ", shortened because it already ran out of time in an earlier test"
+        timeout_error = StudentTimeout
+        if budget_left is not None and budget_left < timeout:
+            timeout = max(math.floor(budget_left * 10) / 10, 0.0)
+            why, timeout_error = "what was left of the grading time budget", BudgetTimeout
         self.ensure_started()
         self._calls += 1
         try:
             self._output_from = os.path.getsize(self._log_path)
         except OSError:
             self._output_from = 0
-        message = (f"{self.module}.py did not finish within {timeout:g} s (time limit"
-                   + (", shortened because it already ran out of time in an earlier test)" if self.timed_out else ")"))
+        message = f"{self.module}.py did not finish within {timeout:g} s ({why})"
         deadline = time.monotonic() + timeout
         limit_cpu(self.proc.pid, timeout, self.isolation.privileged)
         try:
@@ -221,7 +232,7 @@ class WorkerHandle:
         except StudentTimeout:
             self.timed_out = True
             self.stop()
-            raise
+            raise timeout_error(message) from None
         except (EOFError, BrokenPipeError):
             return self._died()
         except ProtocolError as exc:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import unittest
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from autograder import testing
+from autograder.budget import Budget
 from autograder.cli import main
 from autograder.config import DEFAULT_TIMEOUT, load_assignment
 from autograder.errors import ConfigError
@@ -84,17 +86,19 @@ def test_the_whole_test_guard_is_the_given_time_limit_plus_the_margin(monkeypatc
     class Stuck(testing.GradedTestCase):
         @testing.graded("6d-0-basic")
         def test_stuck(self):
-            import time
-            time.sleep(20)
+            self.student("log_likelihood", {})
 
     shipped = load_assignment()
     tight = dataclasses.replace(shipped, tests=(dataclasses.replace(shipped.test("6d-0-basic"), timeout=0.3),))
     monkeypatch.setattr(testing, "GUARD_MARGIN", 0.2)  # the real margin, 30 s, is too long to wait for here
     case = Stuck("test_stuck")
-    case.ctx = SimpleNamespace(assignment=tight)
+    case.ctx = SimpleNamespace(assignment=tight, budget=Budget(tight.time_budget),
+                               call_student=lambda *args, **kwargs: time.sleep(20))  # a call that missed its deadline
     outcome = unittest.TestResult()
     case.run(outcome)
-    assert [str(err) for _, err in outcome.failures][0].endswith("6d-0-basic ran past its time limit of 0.5 s\n")
+    assert [str(err) for _, err in outcome.errors][0].endswith(
+        "6d-0-basic ran past its time limit of 0.5 s (0.2 s for the grader's own work plus the time limits of "
+        "1 call)\n")
 
 
 @pytest.mark.slow
