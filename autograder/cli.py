@@ -62,7 +62,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
         book = AnswerBook(strict=False)
     results, log = grade(submission, Path(args.assignment) if args.assignment else None, seed=args.seed,
-                         reference_cache=book)
+                         reference_cache=book, prefork=args.prefork)
     results.write(results_path)
     if book is not None:
         book.save(Path(args.save_answers))
@@ -298,8 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prefork=None) -> int:
+    """``prefork``: the fork server ``autograder.prefork`` forked for ``grade``."""
     args = build_parser().parse_args(argv)
+    args.prefork = prefork
     try:
         return args.func(args)
     except AutograderError as exc:

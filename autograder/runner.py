@@ -22,9 +22,12 @@ from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, J
 
 from autograder import isolation
 from autograder.config import DEFAULT_CONFIG, Assignment, load_assignment
+from autograder.container import startup_lines
 from autograder.context import GradingContext, ReferenceCache
 from autograder.discovery import Discovery, discover
-from autograder.errors import AutograderError, StudentError
+from autograder.errors import AutograderError, ContainerOutOfMemory, StudentError
+from autograder.forkserver import PreForked
+from autograder.heap import map_large_blocks
 from autograder.provenance import grader_info, rerun_command
 from autograder.results import GradingResults, TestResult
 
@@ -36,14 +39,18 @@ class Faults:
     """Harness faults met while running tests, keyed by test id."""
 
     by_test: dict[str, str] = field(default_factory=dict)
+    feedback: dict[str, str] = field(default_factory=dict)   # what the student sees of a fault, when not the generic line
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)   # each test's monotonic start, end
 
 
 class ClassifyingResult(JSONTestResult):
     faults: Faults
+    ctx: GradingContext | None = None
 
     def startTest(self, test):
         self._started = time.monotonic()
+        if self.ctx is not None:  # only this test's module keeps workers while it runs
+            self.ctx.focus(self.ctx.assignment.test(_test_id(test)).module)
         super().startTest(test)
 
     def buildResult(self, test, err=None):
@@ -59,6 +66,8 @@ class ClassifyingResult(JSONTestResult):
             return self.addFailure(test, (exc_type, exc, None))
         test_id = getattr(getattr(test, "spec", None), "id", str(test))
         self.faults.by_test[test_id] = "".join(traceback.format_exception(*err))
+        if isinstance(exc, ContainerOutOfMemory):
+            self.faults.feedback[test_id] = exc.feedback
         return super().addError(test, (AutograderError, AutograderError("autograder error"), None))
 
 
@@ -110,6 +119,7 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
         pass
 
     Result.faults = faults
+    Result.ctx = ctx
     stream = io.StringIO()
     runner = JSONTestRunner(stream=stream, failure_prefix="")
     runner.resultclass = Result
@@ -124,7 +134,8 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
         passed = r is not None and r.get("status") == "passed"
         output = (r or {}).get("output", "") if r else "autograder error: this test did not run"
         if spec.id in faults.by_test or r is None:
-            output = "autograder error: this test could not be graded; course staff have the details."
+            output = faults.feedback.get(spec.id, "autograder error: this test could not be graded; course staff "
+                                                  "have the details.")
         results.tests.append(TestResult(
             name=spec.name, points=spec.points, score=spec.points if passed else 0.0, passed=passed,
             output=output.strip(), visibility=spec.visibility, number=spec.number,
@@ -144,13 +155,14 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
 
 def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
-          lock_gradescope: bool = True) -> tuple[GradingResults, list[str]]:
+          lock_gradescope: bool = True, prefork: PreForked | None = None) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
     grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request;
-    ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade).
+    ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade);
+    ``prefork`` is a fork server forked before the harness (``autograder.prefork``) for this run.
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
@@ -158,15 +170,17 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     started = time.monotonic()
     log: list[str] = []
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
+    map_large_blocks()  # a 1024-token exact check frees 26 MB chunks: they must not pin the heap
     try:
         if lock_gradescope and os.geteuid() == 0 and isolation.on_gradescope():
             log += isolation.prepare_gradescope()  # lock the tree and results folder before any student code
         if not isinstance(assignment, Assignment):
             assignment = load_assignment(assignment, seed=seed)
+        log.extend(startup_lines(assignment.models))
         with discover(Path(submission_dir)) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
-                                file_problems=found.problems) as ctx:
+                                file_problems=found.problems, prefork=prefork) as ctx:
                 try:
                     results = run_suite(ctx, only=only, upload=Path(submission_dir).resolve())
                 finally:
