@@ -1,5 +1,10 @@
 import sys
 
+if sys.argv[1:2] == ["grade"]:
+    from autograder.prefork import reexec
+
+    reexec(sys.argv)  # returns only if the grade cannot share torch with its fork server
+
 from autograder.cli import main
 
 sys.exit(main())

@@ -20,7 +20,8 @@ from typing import Callable
 
 from autograder.bundle import Stage, stage_autograder, stage_student, write_zip
 from autograder.checker import ANSWERS_NAME
-from autograder.config import HARNESS_ROOT
+from autograder.config import HARNESS_ROOT, load_assignment
+from autograder.container import NEEDS, TIERS, advice, mode_of, tier_for
 from autograder.errors import BuildError
 from autograder.provenance import harness_digest
 
@@ -107,6 +108,15 @@ def no_secrets(student_stage: Stage, source: Path) -> Verdict:
     return Verdict("student.zip", "contents", not problems, summary)
 
 
+def memory_note(config: Path) -> str:
+    """What the configured models need on Gradescope; a warning when the default container is too small."""
+    mode = mode_of(load_assignment(config).models)
+    cpus, gb = TIERS[0]
+    if tier_for(NEEDS[mode]) == TIERS[0]:
+        return f"memory: {advice(mode)}"
+    return f"warning: Gradescope's default container ({cpus:g} CPU / {gb:g} GB) is too small: {advice(mode)}"
+
+
 def build(out: Path = Path("dist"), checkpoint: Path | None = None, source: Path = HARNESS_ROOT,
           config: Path | None = None, python: str = sys.executable,
           on_step: Callable[[str], None] | None = None) -> BuildReport:
@@ -122,6 +132,7 @@ def build(out: Path = Path("dist"), checkpoint: Path | None = None, source: Path
         tmp = Path(tmp_name)
         step(f"staging the harness from {source}")
         staff, report.notes = stage_autograder(source, tmp / "autograder", config, checkpoint)
+        report.notes.append(memory_note(config or source / "tests_hidden" / "assignment.yml"))
         student = stage_student(source, tmp / "student", staff)
         subs = tmp / "submissions"
         for name, folder in (("reference", "reference_solution"), ("template", "student_template")):

@@ -90,7 +90,7 @@ def _grade(args: argparse.Namespace, started: float) -> int:
         def progress(provisional: GradingResults) -> None:
             provisional.write(Path(args.progress), durable=False)
     results, log = grade(submission, Path(args.assignment) if args.assignment else None, seed=args.seed,
-                         reference_cache=book, started=started, progress=progress)
+                         reference_cache=book, started=started, progress=progress, prefork=args.prefork)
     results.write(results_path)
     if book is not None:
         book.save(Path(args.save_answers))
@@ -332,8 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prefork=None) -> int:
+    """``prefork``: the fork server ``autograder.prefork`` forked for ``grade``."""
     args = build_parser().parse_args(argv)
+    args.prefork = prefork
     try:
         return args.func(args)
     except AutograderError as exc:

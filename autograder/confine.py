@@ -19,6 +19,11 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
+# /proc/PID/oom_score_adj: in a container over its memory limit the kernel kills the process with
+# the highest score; workers (1000: always first) before the fork server, the server before the
+# harness (0), so the harness lives to say what happened.
+WORKER_OOM_SCORE = 1000
+SERVER_OOM_SCORE = 500
 _libc = ctypes.CDLL(None, use_errno=True)
 _prctl = _libc.prctl
 _unshare = _libc.unshare
@@ -31,20 +36,24 @@ class Confinement:
     gid: int | None = None
     private_network: bool = False   # try unshare(CLONE_NEWNET | CLONE_NEWIPC); needs root
     umask: int = 0o077
+    oom_score_adj: int | None = WORKER_OOM_SCORE  # the kernel's out-of-memory killer takes workers first
 
     def as_data(self) -> dict:
         """Plain data for the fork server's request (``from_data`` reads it back)."""
         return {"rlimits": [[k, s, h] for k, (s, h) in self.rlimits.items()], "uid": self.uid, "gid": self.gid,
-                "private_network": self.private_network, "umask": self.umask}
+                "private_network": self.private_network, "umask": self.umask, "oom_score_adj": self.oom_score_adj}
 
     @classmethod
     def from_data(cls, data: dict) -> "Confinement":
         return cls(rlimits={int(k): (int(s), int(h)) for k, s, h in data["rlimits"]}, uid=data["uid"],
-                   gid=data["gid"], private_network=bool(data["private_network"]), umask=int(data["umask"]))
+                   gid=data["gid"], private_network=bool(data["private_network"]), umask=int(data["umask"]),
+                   oom_score_adj=data.get("oom_score_adj"))
 
     def apply(self) -> None:
         """Runs in the forked worker, before it imports anything of the student's."""
         os.umask(self.umask)
+        if self.oom_score_adj is not None:
+            raise_oom_score(self.oom_score_adj)
         for which, (soft, hard) in self.rlimits.items():
             _set_limit(which, soft, hard)
         if self.private_network and _unshare(CLONE_NEWNET | CLONE_NEWIPC) != 0:
@@ -71,6 +80,15 @@ def _set_limit(which: int, soft: int, hard: int) -> None:
         inf = resource.RLIM_INFINITY
         soft = current if soft == inf else soft if current == inf else min(soft, current)
         resource.setrlimit(which, (soft, current))
+
+
+def raise_oom_score(score: int) -> None:
+    """Make this process a likelier victim of the out-of-memory killer (raising needs no privilege)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write(str(score))
+    except OSError:
+        pass  # no /proc, or a lower score than ours was asked: the kernel keeps its choice
 
 
 def net_namespace(pid: int | str = "self") -> int | None:

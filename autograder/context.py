@@ -11,7 +11,9 @@ from pathlib import Path
 from autograder import protocol
 from autograder.budget import Budget
 from autograder.config import Assignment, derive_seed
+from autograder.container import Container
 from autograder.errors import AutograderError, BudgetTimeout, MissingFile, StudentError
+from autograder.forkserver import PreForked
 from autograder.isolation import Isolation
 from autograder.provenance import harness_digest
 from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
@@ -85,7 +87,8 @@ class GradingContext:
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
                  reference: dict[str, Path] | None = None, limits: Limits | None = None,
                  reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None,
-                 budget: Budget | None = None):
+                 budget: Budget | None = None, prefork: PreForked | None = None,
+                 container: Container | None = None):
         self.assignment = assignment
         self.budget = budget if budget is not None else Budget(assignment.time_budget)
         self.submission = submission
@@ -97,8 +100,9 @@ class GradingContext:
         self._workers: dict[tuple[str, str, int], WorkerHandle] = {}
         self.staff_log: list[str] = []
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
+        self.container = container if container is not None else Container.find()
         try:
-            self.isolation = Isolation.start(self.workdir, assignment.drivers, models=assignment.models)
+            self.isolation = Isolation.start(self.workdir, assignment.drivers, models=assignment.models, prefork=prefork)
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise
@@ -134,8 +138,18 @@ class GradingContext:
                 problems = self.file_problems if who == "student" else {}
                 raise MissingFile(problems.get(filename, f"{filename} was not uploaded, so the tests of its functions cannot run"))
             self._workers[key] = WorkerHandle(files, module, self.assignment.drivers, self.workdir, self.limits,
-                                              self.isolation, student=who == "student", lane=lane)
+                                              self.isolation, student=who == "student", lane=lane,
+                                              container=self.container)
         return self._workers[key]
+
+    def focus(self, module: str) -> None:
+        """Before a test of ``module``: stop the workers of other modules that have answered a
+        call.  A used worker keeps what its calls left (its models, the student's caches: up to
+        ~30 MiB each), and a later test of its module starts a fresh one, forked in milliseconds;
+        so while a test runs, only its own module's workers hold memory."""
+        for (_who, name, _lane), worker in self._workers.items():
+            if name != module and worker.served:
+                worker.stop()
 
     def prestart(self, test_ids) -> None:
         """Start, all at once, the student workers the given tests will call: one per module,

@@ -11,6 +11,15 @@ class AutograderError(Exception):
     """A fault of the harness, its configuration or the machine."""
 
 
+class ContainerOutOfMemory(AutograderError):
+    """The kernel killed a worker for the container's memory limit: the grader's fault, never the
+    student's.  ``feedback`` is what the student sees; the message adds the staff's figures."""
+
+    def __init__(self, feedback: str, detail: str):
+        super().__init__(f"{feedback}\n{detail}")
+        self.feedback = feedback
+
+
 class ConfigError(AutograderError):
     """The assignment configuration, a checkpoint or a data file is wrong or missing."""
 

@@ -89,6 +89,24 @@ def fallback(status: str, stderr_tail: str) -> dict:
     }
 
 
+def out_of_memory(status: str) -> str:
+    """", killed for this container's memory limit (768 MiB)" when a SIGKILL (status 137) came
+    with an out-of-memory kill in this process's cgroup, else ""."""
+    if status != "137":
+        return ""
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from autograder.container import MiB, Container  # standard library only, like this file
+
+        container = Container.find()
+        kills, limit = container.counters().oom_kills, container.limits().memory
+    except Exception:  # noqa: BLE001 - whatever broke the grader must not stop this file
+        return ""
+    if not kills:
+        return ""
+    return ", killed for this container's memory limit" + (f" ({limit / MiB:.0f} MiB)" if limit else "")
+
+
 def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".results-", dir=path.parent)
@@ -152,8 +170,9 @@ def main(argv: list[str]) -> int:
     path = results_path(args)
     if written_since(path, float(started)):
         return 0
-    write_atomically(path, json.dumps(fallback(f"the grading process exited with status {status}",
-                                               stderr_tail(stderr_file)), allow_nan=False, indent=1))
+    write_atomically(path, json.dumps(fallback(f"the grading process exited with status {status}"
+                                               + out_of_memory(status), stderr_tail(stderr_file)),
+                                      allow_nan=False, indent=1))
     sys.stderr.write(f"run_autograder: the grader failed; wrote a fallback {path}\n")
     return 0
 

@@ -15,6 +15,10 @@ its end of the server's socket before that, so student code cannot ask the serve
 
 Requests to the server are JSON over a SOCK_SEQPACKET socket pair, each carrying the worker's
 three file descriptors (request pipe, answer pipe, output log) with SCM_RIGHTS.
+
+``python -m autograder grade`` hands its run a server forked before the harness existed
+(``autograder.prefork``), so that one copy of torch serves harness, server and workers;
+``ForkServer.start`` then sends that server its setup instead of starting one.
 """
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder.confine import Confinement, die_with_parent
+from autograder.confine import SERVER_OOM_SCORE, Confinement, die_with_parent, raise_oom_score
+from autograder.heap import map_large_blocks
 
 PACKET = 1 << 16          # largest request or reply
 REPARENT_SECONDS = 5.0    # how long a new worker waits to become the harness's child
@@ -64,6 +69,12 @@ class Forked:
             delay = min(delay * 2, 0.05)
         return self.returncode
 
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def _reap(self, flags: int) -> None:
         try:
             pid, status = os.waitpid(self.pid, flags)
@@ -74,12 +85,25 @@ class Forked:
             self.returncode = os.waitstatus_to_exitcode(status)
 
 
+class PreForked:
+    """A fork server forked by ``autograder.prefork`` before the harness started, waiting for its
+    setup on ``sock``; one grading run takes it (``take``), later runs start their own."""
+
+    def __init__(self, pid: int, sock: socket.socket, marker: str):
+        self.pid, self.marker = pid, marker
+        self._sock: socket.socket | None = sock
+
+    def take(self) -> socket.socket | None:
+        sock, self._sock = self._sock, None
+        return sock
+
+
 class ForkServer:
     """The harness's side: start the server without waiting for its imports, ask it for workers."""
 
     def __init__(self, runtime: Path, env: dict[str, str], preload: tuple[str, ...], log: Path):
         self.runtime, self.env, self.preload, self.log = runtime, env, preload, log
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | Forked | None = None
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
 
@@ -87,10 +111,22 @@ class ForkServer:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    def start(self) -> None:
-        """Start the server (call it from the thread that lives longest: it dies with that thread)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    def start(self, prefork: PreForked | None = None) -> bool:
+        """Start the server (call it from the thread that lives longest: it dies with that thread),
+        or set up ``prefork``'s; True when ``prefork``'s server is the one now serving."""
         log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        sock = prefork.take() if prefork is not None else None
+        if sock is not None:
+            setup = {"runtime": str(self.runtime), "env": self.env, "preload": list(self.preload)}
+            try:
+                socket.send_fds(sock, [json.dumps(setup).encode()], [log])
+            except OSError:  # it died: start one of our own
+                sock.close()
+            else:
+                os.close(log)
+                self.proc, self._sock = Forked(prefork.pid), sock
+                return True
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         bootstrap = ("import sys; sys.path.insert(0, sys.argv[1]); "
                      "from autograder.forkserver import serve; sys.exit(serve(sys.argv[2:]))")
         try:
@@ -105,6 +141,7 @@ class ForkServer:
             theirs.close()
             os.close(log)
         self._sock = ours
+        return False
 
     def spawn(self, request: dict, fds: tuple[int, int, int], timeout: float) -> Forked:
         """A new worker for ``request`` (scratch, module, drivers, role, env, confinement), served
@@ -147,6 +184,8 @@ class ForkServer:
 def serve(argv: list[str]) -> int:
     """The server's loop: one worker per request, until the harness closes the socket."""
     sock = socket.socket(fileno=int(argv[0]))
+    map_large_blocks()  # inherited by every worker: what a call frees goes back, not to a pinned heap
+    raise_oom_score(SERVER_OOM_SCORE)
     import torch  # noqa: F401 - loaded here once, shared by every worker
 
     for name in argv[1:]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from autograder import reaper
 from autograder.confine import Confinement, net_namespace
 from autograder.errors import AutograderError
-from autograder.forkserver import ForkServer
+from autograder.forkserver import ForkServer, PreForked
 from autograder.identity import Identity, acquire_identity, try_identity, worker_users  # noqa: F401 - re-exported
 
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
@@ -230,11 +230,12 @@ class Isolation:
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
     closed: Path | None = None          # what kept workers from running as the worker user
     server: ForkServer | None = None    # forks this run's workers (started with the run)
+    shared_torch: bool = False          # the server was forked before the harness (autograder.prefork)
     finished: bool = False
 
     @classmethod
     def start(cls, workdir: Path, drivers: str, require: bool | None = None,
-              models: dict | None = None) -> "Isolation":
+              models: dict | None = None, prefork: PreForked | None = None) -> "Isolation":
         privileged = os.geteuid() == 0
         require = on_gradescope() if require is None else require
         identity = acquire_identity() if privileged else None
@@ -254,11 +255,13 @@ class Isolation:
             (workdir / "store").chmod(0o755)
             iso = cls(workdir, build_runtime(workdir / "runtime", drivers, models), identity, privileged,
                       closed=closed)
+            if prefork is not None:
+                iso.marker = prefork.marker  # what the pre-forked server's environment carries
             if identity is not None:
                 iso.sweep()  # whatever a crashed earlier run may have left
             iso.server = ForkServer(iso.runtime, iso.environment(iso.runtime), (*RUNTIME_ENTRY, drivers),
                                     workdir / "forkserver.log")
-            iso.server.start()  # its imports overlap the harness's own start
+            iso.shared_torch = iso.server.start(prefork)  # its imports overlap the harness's own start
         except BaseException:
             if identity is not None:
                 identity.release()
@@ -349,6 +352,8 @@ class Isolation:
         if self.identity is not None:
             lines.append(f"isolation: student code runs as {self.identity.name} (uid {self.identity.uid}), "
                          f"network {self.network}")
+        if self.shared_torch:
+            lines.append("fork server: forked before the harness started, so harness, server and workers share one torch")
         off = []
         if not self.privileged:
             off.append("not running as root, so student code runs as this user: it can read what you can "

@@ -26,9 +26,12 @@ from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, J
 from autograder import isolation
 from autograder.budget import Budget
 from autograder.config import DEFAULT_CONFIG, Assignment, TestSpec, load_assignment
+from autograder.container import startup_lines
 from autograder.context import GradingContext, ReferenceCache
 from autograder.discovery import Discovery, discover
-from autograder.errors import AutograderError, StudentError
+from autograder.errors import AutograderError, ContainerOutOfMemory, StudentError
+from autograder.forkserver import PreForked
+from autograder.heap import map_large_blocks
 from autograder.provenance import grader_info, rerun_command
 from autograder.results import GradingResults, TestResult
 from autograder.testing import graded_id
@@ -42,11 +45,13 @@ class Faults:
     """Harness faults met while running tests, keyed by test id."""
 
     by_test: dict[str, str] = field(default_factory=dict)
+    feedback: dict[str, str] = field(default_factory=dict)   # what the student sees of a fault, when not the generic line
     spans: dict[str, tuple[float, float]] = field(default_factory=dict)   # each test's monotonic start, end
 
 
 class ClassifyingResult(JSONTestResult):
     faults: Faults
+    ctx: GradingContext | None = None
 
     def on_test_end(self, raw: list[dict]) -> None:
         """Called after each test with the raw results so far."""
@@ -57,6 +62,9 @@ class ClassifyingResult(JSONTestResult):
 
     def startTest(self, test):
         self._started = time.monotonic()
+        test_id = graded_id(test)
+        if self.ctx is not None and any(t.id == test_id for t in self.ctx.assignment.tests):
+            self.ctx.focus(self.ctx.assignment.test(test_id).module)  # only its module keeps workers meanwhile
         super().startTest(test)
 
     def buildResult(self, test, err=None):
@@ -70,7 +78,10 @@ class ClassifyingResult(JSONTestResult):
         if isinstance(exc, (StudentError, AssertionError)):
             # A student's mistake: reported like a failed assertion, its message as feedback.
             return self.addFailure(test, (exc_type, exc, None))
-        self.faults.by_test[graded_id(test) or str(test)] = "".join(traceback.format_exception(*err))
+        test_id = graded_id(test) or str(test)
+        self.faults.by_test[test_id] = "".join(traceback.format_exception(*err))
+        if isinstance(exc, ContainerOutOfMemory):
+            self.faults.feedback[test_id] = exc.feedback
         return super().addError(test, (AutograderError, AutograderError("autograder error"), None))
 
 
@@ -131,6 +142,7 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
                 progress(provisional(assignment, only, raw, faults, upload, ctx.budget))
 
     Result.faults = faults
+    Result.ctx = ctx
     stream = io.StringIO()
     runner = JSONTestRunner(stream=stream, failure_prefix="")
     runner.resultclass = Result
@@ -155,7 +167,8 @@ def _assemble(assignment: Assignment, only: frozenset[str] | None, raw: list[dic
         passed = r is not None and r.get("status") == "passed"
         output = (r or {}).get("output", "")
         if spec.id in faults.by_test or r is None and unfinished is None:
-            output = "autograder error: this test could not be graded; course staff have the details."
+            output = faults.feedback.get(spec.id, "autograder error: this test could not be graded; course staff "
+                                                  "have the details.")
         elif r is None:
             output = unfinished
         results.tests.append(_test_result(spec, assignment, upload, passed, output))
@@ -196,13 +209,14 @@ def provisional(assignment: Assignment, only: frozenset[str] | None, raw: list[d
 def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
           lock_gradescope: bool = True, started: float | None = None, progress: Progress | None = None,
-          time_budget: float | None = None) -> tuple[GradingResults, list[str]]:
+          time_budget: float | None = None, prefork: PreForked | None = None) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
     grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request;
-    ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade).
+    ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade);
+    ``prefork`` is a fork server forked before the harness (``autograder.prefork``) for this run.
     The run's time budget, ``time_budget`` seconds (default: the assignment's; ``math.inf`` for
     none), counts from ``started`` (``time.monotonic()``; default: now); ``progress`` gets the
     results to write should the run be stopped, once the config is read and after every test.
@@ -214,6 +228,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     log: list[str] = []
     budget = None
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
+    map_large_blocks()  # a 1024-token exact check frees 26 MB chunks: they must not pin the heap
     try:
         if lock_gradescope and os.geteuid() == 0 and isolation.on_gradescope():
             log += isolation.prepare_gradescope()  # lock the tree and results folder before any student code
@@ -223,10 +238,11 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
         upload = Path(submission_dir).resolve()
         if progress is not None:
             progress(provisional(assignment, only, [], Faults(), upload, budget))
+        log.extend(startup_lines(assignment.models))
         with discover(Path(submission_dir)) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
-                                file_problems=found.problems, budget=budget) as ctx:
+                                file_problems=found.problems, budget=budget, prefork=prefork) as ctx:
                 try:
                     results = run_suite(ctx, only=only, upload=upload, progress=progress)
                 finally:

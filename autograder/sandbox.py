@@ -27,8 +27,9 @@ from pathlib import Path
 from autograder import protocol, reaper
 from autograder.calls import CALL_PHRASE
 from autograder.confine import limit_cpu
-from autograder.errors import (AutograderError, BudgetTimeout, InvalidReturn, ProtocolError, StudentCrash,
-                               StudentTimeout)
+from autograder.container import Container, Counters
+from autograder.errors import (AutograderError, BudgetTimeout, ContainerOutOfMemory, InvalidReturn, ProtocolError,
+                               StudentCrash, StudentTimeout)
 from autograder.forkserver import Forked
 from autograder.isolation import Isolation
 
@@ -90,15 +91,17 @@ class WorkerHandle:
     """One module (student or reference) served by a worker process, restarted after any fault."""
 
     def __init__(self, files: dict[str, Path], module: str, drivers: str, workdir: Path,
-                 limits: Limits, isolation: Isolation, student: bool = True, lane: int = 0):
+                 limits: Limits, isolation: Isolation, student: bool = True, lane: int = 0,
+                 container: Container | None = None):
         self.files, self.module, self.drivers, self.limits = files, module, drivers, limits
         self.workdir, self.isolation, self.student = workdir, isolation, student
+        self.container = container   # whose out-of-memory kills are told apart from the student's faults
         self.proc: Forked | None = None
         self.scratch: Path | None = None
         self._req = self._resp = -1
         self._log_path = workdir / f"{'student' if student else 'reference'}-{module}-{lane}.log"
         self._output_from = 0
-        self._calls = 0
+        self._calls = self._calls_at_spawn = 0
         self._greeted = False
         self._spawned_at = 0.0
         self.timed_out = False
@@ -137,6 +140,7 @@ class WorkerHandle:
         self._req, self._resp = req_w, resp_r
         self._greeted = False
         self._spawned_at = time.monotonic()
+        self._calls_at_spawn = self._calls
 
     def _handshake(self) -> None:
         try:
@@ -171,6 +175,11 @@ class WorkerHandle:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
+
+    @property
+    def served(self) -> bool:
+        """Running, and has answered a call since it started."""
+        return self.proc is not None and self._calls > self._calls_at_spawn
 
     def ensure_started(self) -> None:
         """Start the worker if it is not running.  Call it from the thread that lives longest: the
@@ -226,6 +235,7 @@ class WorkerHandle:
         message = f"{self.module}.py did not finish within {timeout:g} s ({why})"
         deadline = time.monotonic() + timeout
         limit_cpu(self.proc.pid, timeout, self.isolation.privileged)
+        counted = self.container.counters() if self.container is not None else Counters(None, None)
         try:
             self._send(protocol.encode({"id": self._calls, "driver": driver, "args": args}), deadline, message)
             response = protocol.read(_Deadline(self._resp, deadline, message), self.limits.response_bytes)
@@ -234,7 +244,7 @@ class WorkerHandle:
             self.stop()
             raise timeout_error(message) from None
         except (EOFError, BrokenPipeError):
-            return self._died()
+            return self._died(driver, counted)
         except ProtocolError as exc:
             self.stop()
             raise InvalidReturn(f"{self.module}.py broke the channel to the grader\n({exc})") from None
@@ -257,12 +267,19 @@ class WorkerHandle:
         pid = self.proc.pid
         reaper.kill(self.isolation.leftovers({pid}, LIVE_WORKERS))
 
-    def _died(self) -> dict:
+    def _died(self, driver: str, counted: Counters) -> dict:
         try:
             code = self.proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             code = None  # alive, but it closed its end of the channel
         self.stop()
+        if self.container is not None and self.container.killed(counted, code):
+            limit = self.container.limits().memory
+            size = f" ({limit / MiB:.0f} MiB)" if limit is not None else ""
+            raise ContainerOutOfMemory(
+                f"autograder error: the grader ran out of memory in this container{size} while running your "
+                f"{driver}; this is not a mistake in your code, and course staff have been told",
+                f"{self.module}.py: {self.container.report(counted)}")
         if code is None:
             raise StudentCrash(f"{self.module}.py crashed: it closed the channel to the grader")
         if code < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from autograder import isolation
@@ -84,3 +85,75 @@ def test_closing_a_run_twice_changes_nothing(tmp_path):
         assert os.umask(0o022) == 0o022
     finally:
         os.umask(before)
+
+
+# Scans the worker's own anonymous memory (heap, stack, anonymous mappings) for environment entries.
+SCANS_ITS_MEMORY = r'''
+import ctypes
+import re
+
+_ENTRY = re.compile(rb"(AG_TEST_CANARY|AUTOGRADER_WORKER)=([0-9a-f]{24,32})")
+
+
+def _anonymous_memory():
+    with open("/proc/self/maps") as fh:
+        for line in fh:
+            fields = line.split()
+            path = fields[5] if len(fields) > 5 else ""
+            if fields[1].startswith("r") and path in ("", "[heap]", "[stack]"):
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                yield ctypes.string_at(lo, hi - lo)
+
+
+def log_likelihood(model, text):
+    found = sorted({m.group(1) + b"=" + m.group(2) for block in _anonymous_memory() for m in _ENTRY.finditer(block)})
+    print("found:", b" ".join(found).decode())
+    return 0.0
+'''
+
+
+@pytest.mark.slow
+def test_a_preforked_server_holds_nothing_of_the_harness_environment(tmp_path):
+    """``python -m autograder grade`` forks its server before it reads its own environment."""
+    import secrets
+    import subprocess
+
+    import yaml
+
+    from autograder.config import DEFAULT_CONFIG
+    from conftest import ROOT
+
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    for name in ("sample.py", "classifier.py"):
+        (submission / name).write_text((REFERENCE / name).read_text())
+    (submission / "likelihood.py").write_text(SCANS_ITS_MEMORY)
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["tests"] = [t for t in config["tests"] if t["id"] == "6d-0-basic"]
+    config["error_budget"] = 1.0e-6
+    (tmp_path / "assignment.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    canary = secrets.token_hex(16)
+    proc = subprocess.run([str(ROOT / "run_autograder"), "--submission", str(submission), "--results",
+                           str(tmp_path / "r.json"), "--assignment", str(tmp_path / "assignment.yml")],
+                          env={**os.environ, "AG_TEST_CANARY": canary}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fork server: forked before the harness started" in proc.stdout
+    printed = next(line for line in proc.stdout.splitlines() if line.startswith('"found:'))
+    assert "AUTOGRADER_WORKER=" in printed  # the scan sees the worker's own environment
+    assert canary not in printed and "AG_TEST_CANARY" not in printed, printed
+
+
+def test_before_a_test_only_its_modules_workers_keep_running(context):
+    sample = context._worker("student", context.submission, "sample")
+    likelihood = context._worker("student", context.submission, "likelihood")
+    unused = context._worker("student", context.submission, "classifier")
+    for worker in (sample, likelihood, unused):
+        worker.ensure_started()
+    text = np.arange(1, 11, dtype=np.int64).reshape(1, -1)
+    likelihood.call("log_likelihood", {"model": context.assignment.model("gpt2"), "texts": [text], "seed": 0}, 60)
+    context.focus("likelihood")
+    assert likelihood.proc is not None and unused.proc is not None  # the test's own, and one that holds nothing yet
+    context.focus("sample")
+    assert likelihood.proc is None and sample.proc is not None and unused.proc is not None
+    got = likelihood.call("log_likelihood", {"model": context.assignment.model("gpt2"), "texts": [text], "seed": 0}, 60)
+    assert np.isfinite(got["values"][0])  # a later test of the module starts a fresh worker

@@ -5,6 +5,7 @@ import os
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from autograder.config import load_assignment
@@ -52,3 +53,48 @@ def test_a_worker_gives_back_the_memory_a_call_freed(tmp_path):
         assert grown < 150 * MiB, f"the worker kept {grown / MiB:.0f} MiB after the call"
     finally:
         ctx.close()
+
+
+# Frees a 40 MB block (glibc then keeps blocks up to that size on the heap), then allocates and
+# frees 26 MB chunks while keeping a small tensor after each: on the heap, each kept tensor pins
+# the top, so every chunk takes new pages.
+PINS_THE_HEAP = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from autograder.heap import map_large_blocks
+if sys.argv[2] == "mapped":
+    map_large_blocks()
+
+
+def rss():
+    with open("/proc/self/status") as fh:
+        return int(next(line for line in fh if line.startswith("VmRSS:")).split()[1]) * 1024
+
+
+big = torch.ones(10_000_000)
+del big
+base, kept = rss(), []
+for _ in range(10):
+    chunk = torch.ones(3_250_000, dtype=torch.float64)
+    kept.append(torch.ones(16))
+    del chunk
+print(rss() - base)
+"""
+
+
+def test_large_blocks_go_back_to_the_system_when_freed(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    def growth(mode: str) -> int:
+        proc = subprocess.run([sys.executable, "-c", PINS_THE_HEAP, str(ROOT), mode], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return int(proc.stdout)
+
+    if growth("heap") < 100 * MiB:
+        pytest.skip("this C library does not keep freed large blocks on its heap")
+    assert growth("mapped") < 20 * MiB
