@@ -125,8 +125,10 @@ class Transformer(nn.Module):
 
     def __init__(self, cfg: GPT2Config):
         super().__init__()
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
+        # Uninitialised (every maker overwrites them): no init kernel, which on the meta device
+        # would load torch's Python meta kernels (~75 MiB in every process that builds a model).
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd, _weight=torch.empty(cfg.vocab_size, cfg.n_embd))
+        self.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd, _weight=torch.empty(cfg.n_positions, cfg.n_embd))
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.register_buffer("causal_mask", _causal(cfg.n_ctx), persistent=False)  # (n_ctx, n_ctx)
@@ -294,7 +296,8 @@ class Exact(nn.Module):
 
 
 def _causal(n_ctx: int) -> torch.Tensor:
-    return torch.ones(n_ctx, n_ctx, dtype=torch.bool).tril()
+    # On the CPU even while a model is built on the meta device, for the same reason as the embeddings.
+    return torch.ones(n_ctx, n_ctx, dtype=torch.bool, device="cpu").tril()
 
 
 def _check_cache_dtype(past, dtype: torch.dtype) -> None:
