@@ -79,7 +79,8 @@ class GradingContext:
 
     def __init__(self, assignment: Assignment, submission: dict[str, Path],
                  reference: dict[str, Path] | None = None, limits: Limits | None = None,
-                 reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None):
+                 reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None,
+                 unsafe: bool = False):
         self.assignment = assignment
         self.submission = submission
         self.file_problems = dict(file_problems or {})  # file name -> why it cannot be graded
@@ -91,7 +92,7 @@ class GradingContext:
         self.staff_log: list[str] = []
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
         try:
-            self.isolation = Isolation.start(self.workdir, assignment.drivers, models=assignment.models)
+            self.isolation = Isolation.start(self.workdir, assignment.drivers, models=assignment.models, unsafe=unsafe)
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise

@@ -152,13 +152,15 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
 
 def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
-          lock_gradescope: bool = True) -> tuple[GradingResults, list[str]]:
+          lock_gradescope: bool = True, unsafe: bool = False) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
     grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request;
-    ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade).
+    ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade);
+    ``unsafe`` grades even where student code could read the harness's files (the student's own
+    check, the reference), which is otherwise an autograder error (``autograder.view``).
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
@@ -174,7 +176,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
         with discover(Path(submission_dir)) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
-                                file_problems=found.problems) as ctx:
+                                file_problems=found.problems, unsafe=unsafe) as ctx:
                 try:
                     results = run_suite(ctx, only=only, upload=Path(submission_dir).resolve())
                 finally:
