@@ -13,6 +13,7 @@ from autograder.config import load_assignment
 from autograder.confine import Confinement
 from autograder.context import GradingContext, present_files
 from autograder.runner import grade
+from attack_support import leaks, secret_lines
 from conftest import REFERENCE, ROOT, TEMPLATE
 from workflow_support import tiny_config
 
@@ -69,6 +70,8 @@ def test_a_worker_whose_view_cannot_be_built_runs_nothing(tmp_path):
     with pytest.raises(subprocess.SubprocessError):
         subprocess.run([sys.executable, "-c", "print('RAN')"], preexec_fn=Confinement(view=broken).apply,
                        capture_output=True, timeout=60)
+    why = view.probe(ROOT, Confinement(view=broken).as_data(), [], [])
+    assert why is not None and "No such file or directory" in why and str(tmp_path / "missing") in why
 
 
 def test_grading_refuses_where_student_code_could_read_the_harness(monkeypatch):
@@ -110,3 +113,14 @@ def test_unsafe_grades_anyway_and_the_log_says_so(monkeypatch, capsys, tmp_path)
     assert "Total: 2 / 2" in out.out
     if os.geteuid() == 0 and isolation.worker_users():
         assert "protections off: files: cannot hide the harness tree" in out.out and "(graded with --unsafe)" in out.out
+
+
+def test_the_leak_check_finds_a_secret_line_in_any_feedback():
+    secrets = secret_lines()
+    line = next(line.strip() for line in (REFERENCE / "likelihood.py").read_text().splitlines()
+                if line.strip() in secrets)
+    clean = {"output": "Public tests: 0 / 4", "tests": [{"output": "sample.py raised an exception"}]}
+    assert leaks(clean, secrets) == []
+    leaked = {"output": "", "tests": [{"output": "Your code printed:\n    " + line}]}
+    assert leaks(leaked, secrets) == [line]
+    assert not any(template_line.strip() in secrets for template_line in (TEMPLATE / "sample.py").read_text().splitlines())
