@@ -36,6 +36,7 @@ class AuditJob:
     index: int                      # which of the audit's seeds
     assignment: Assignment          # with that seed
     only: frozenset[str]            # the tests that run the entry's file
+    unsafe: bool = False            # grade even where student code could read the harness's files
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def grade_entry(job: AuditJob) -> Grade:
     try:
         with tempfile.TemporaryDirectory(prefix="ag-audit-") as tmp:
             submission = job.corpus.build_submission(job.entry, Path(tmp) / "submission")
-            results, _log = grade(submission, job.assignment, only=job.only, reference_cache=_CACHE)
+            results, _log = grade(submission, job.assignment, only=job.only, reference_cache=_CACHE,
+                                  unsafe=job.unsafe)
     except Exception as exc:  # noqa: BLE001 - one entry's failure must never stop the audit
         return Grade(job.entry.name, job.index, seed, (), (), (f"the grade failed: {type(exc).__name__}: {exc}",),
                      time.monotonic() - started)
@@ -76,10 +78,10 @@ def grade_entry(job: AuditJob) -> Grade:
 
 
 def run_audit(corpus: Corpus, assignment: Assignment, entries: list[Entry], seeds: int, jobs: int = 1,
-              on_grade: Callable[[Grade, int, int], None] | None = None) -> "AuditReport":
+              on_grade: Callable[[Grade, int, int], None] | None = None, unsafe: bool = False) -> "AuditReport":
     """Grade ``entries`` under ``seeds`` seeds, ``jobs`` at a time; ``on_grade(grade, done, total)`` as each ends."""
     plan = [AuditJob(corpus, entry, index, dataclasses.replace(assignment, seed=seed),
-                     corpus.graded_tests_for(entry, assignment))
+                     corpus.graded_tests_for(entry, assignment), unsafe)
             for index, seed in enumerate(audit_seeds(assignment, seeds)) for entry in entries]
     grades = []
     for done, (job, grade) in enumerate(run_jobs(grade_entry, plan, jobs), start=1):

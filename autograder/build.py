@@ -141,9 +141,10 @@ def build(out: Path = Path("dist"), checkpoint: Path | None = None, source: Path
         step("verifying with the staged harness: the reference and the template, in both bundles")
         with ThreadPoolExecutor(max_workers=2) as pool:
             # Gradescope's tree first; the reference run records every reference answer it computes.
-            staff_ref = pool.submit(_run, staff, ["grade", "--submission", str(subs / "reference"),
+            # The course's own code, so --unsafe: it still runs in a private view where the machine builds one.
+            staff_ref = pool.submit(_run, staff, ["grade", "--unsafe", "--submission", str(subs / "reference"),
                                                   "--save-answers", str(every_answer)], tmp / "r1.json", python, (0,))
-            staff_tpl = pool.submit(_run, staff, ["grade", "--submission", str(subs / "template")],
+            staff_tpl = pool.submit(_run, staff, ["grade", "--unsafe", "--submission", str(subs / "template")],
                                     tmp / "r2.json", python, (0,))
             staff_ref.result()
             # The student tree grades without reference code: it keeps the answers its public tests used.

@@ -23,6 +23,15 @@ def gradescope_root() -> Path:
 
 
 
+def _protection(args: argparse.Namespace) -> None:
+    """Refuse to run student code where it could read the harness's files, unless ``--unsafe``."""
+    from autograder.view import check_here
+
+    warning = check_here(args.unsafe)
+    if warning:
+        print(f"autograder: warning: {warning}", file=sys.stderr, flush=True)
+
+
 def _summary(results: GradingResults, max_lines: int = 6) -> str:
     lines = []
     for t in results.tests:
@@ -77,6 +86,7 @@ def _grade(args: argparse.Namespace, started: float) -> int:
     results_path = Path(args.results) if args.results else (
         root / "results" / "results.json" if on_gradescope else Path("results.json"))
     print(f"autograder {__version__}: grading {submission}", flush=True)
+    _protection(args)
     metadata = Path(args.metadata) if args.metadata else (root / "submission_metadata.json" if on_gradescope else None)
     if metadata is not None and _over_daily_cap(metadata, args, results_path):
         return 0
@@ -90,7 +100,8 @@ def _grade(args: argparse.Namespace, started: float) -> int:
         def progress(provisional: GradingResults) -> None:
             provisional.write(Path(args.progress), durable=False)
     results, log = grade(submission, Path(args.assignment) if args.assignment else None, seed=args.seed,
-                         reference_cache=book, started=started, progress=progress, prefork=args.prefork)
+                         reference_cache=book, started=started, progress=progress, prefork=args.prefork,
+                         unsafe=args.unsafe)
     results.write(results_path)
     if book is not None:
         book.save(Path(args.save_answers))
@@ -126,7 +137,9 @@ def _over_daily_cap(metadata: Path, args: argparse.Namespace, results_path: Path
 def cmd_rerun(args: argparse.Namespace) -> int:
     from autograder.rerun import rerun
 
-    run = rerun(Path(args.submission), args.test, args.seed, Path(args.assignment) if args.assignment else None)
+    _protection(args)
+    run = rerun(Path(args.submission), args.test, args.seed, Path(args.assignment) if args.assignment else None,
+                unsafe=args.unsafe)
     t = run.test
     print(f"rerun of {args.test} on {Path(args.submission).resolve()}")
     if t is None:
@@ -178,9 +191,10 @@ def cmd_regrade(args: argparse.Namespace) -> int:
 
     export, regrade = _staff_module("export"), _staff_module("regrade")
     shard = regrade.parse_shard(args.shard) if args.shard else None
+    _protection(args)
     with export.open_export(Path(args.export)) as submissions:
         run = regrade.Regrade(submissions, Path(args.out), Path(args.assignment) if args.assignment else None,
-                              args.seed, shard=shard, force=args.force)
+                              args.seed, shard=shard, force=args.force, unsafe=args.unsafe)
         where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
         print(f"{len(run.submissions)} submissions{where}: {len(run.todo)} to grade, "
               f"{len(run.skipped)} already graded, {len(run.missing)} without a folder", flush=True)
@@ -206,6 +220,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     corpus = corpus_module.load_corpus(Path(args.corpus) if args.corpus else None)
     assignment = load_assignment(Path(args.assignment) if args.assignment else None)
     entries = corpus.select(args.entries)
+    _protection(args)
     started = time.monotonic()
     print(f"auditing {len(entries)} corpus entries x {args.seeds} seed(s), {args.jobs} grade(s) at a time ...",
           file=sys.stderr, flush=True)
@@ -215,7 +230,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"[{done:>3}/{total}] {time.monotonic() - started:6.0f} s  {grade.entry} (seed {grade.seed}): "
               f"{verdict} ({grade.seconds:.1f} s)", file=sys.stderr, flush=True)
 
-    report = audit.run_audit(corpus, assignment, entries, args.seeds, args.jobs, on_grade=progress)
+    report = audit.run_audit(corpus, assignment, entries, args.seeds, args.jobs, on_grade=progress,
+                             unsafe=args.unsafe)
     print(report.text())
     if args.output:
         report.write(Path(args.output))
@@ -251,7 +267,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
     from autograder.runner import grade
 
     results, log = grade(REFERENCE_DIR, assignment=Path(args.assignment) if args.assignment else None,
-                         lock_gradescope=False, time_budget=math.inf)  # not a grade: the cache is still cold
+                         lock_gradescope=False, time_budget=math.inf, unsafe=True)  # the course's own code; not a grade
     lost = [t.name for t in results.tests if t.score < t.points]
     if lost:
         print("\n".join(log[-20:]))
@@ -267,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     config_help = ("assignment config: every test's params, time limit, points, title and visibility "
                    "(default: tests_hidden/assignment.yml of this harness)")
+    unsafe_help = ("grade even where student code could read the harness's files (no private view: not root and "
+                   "no user namespaces); without it such a machine refuses to grade")
 
     g = sub.add_parser("grade", help="grade one submission and write results.json (what run_autograder calls)")
     g.add_argument("--submission", help="folder holding the upload (default on Gradescope: /autograder/submission)")
@@ -278,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--save-answers", help=argparse.SUPPRESS)  # build: record the reference's answers
     g.add_argument("--progress", help=argparse.SUPPRESS)  # run_autograder: the results its watchdog would write
     g.add_argument("--started", type=float, help=argparse.SUPPRESS)  # run_autograder: when it began (epoch seconds)
+    g.add_argument("--unsafe", action="store_true", help=unsafe_help)
     g.set_defaults(func=cmd_grade)
 
     r = sub.add_parser("rerun", help="regrade one test of one submission and print every detail (staff)")
@@ -285,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--test", required=True, help="test id, e.g. 6c-2-hidden (see the test's extra_data)")
     r.add_argument("--seed", type=int, help="the master seed shown in the test's extra_data")
     r.add_argument("--assignment", help=config_help)
+    r.add_argument("--unsafe", action="store_true", help=unsafe_help)
     r.set_defaults(func=cmd_rerun)
 
     e = sub.add_parser("regrade", help="grade a Gradescope export: results per submission, grades.csv, summary")
@@ -295,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--shard", help="I/N: grade only shard I (0-based) of N, e.g. $SLURM_ARRAY_TASK_ID/4")
     e.add_argument("--seed", type=int, help="the grader's master seed (default: the assignment config's)")
     e.add_argument("--assignment", help=config_help)
+    e.add_argument("--unsafe", action="store_true", help=unsafe_help)
     e.set_defaults(func=cmd_regrade)
 
     c = sub.add_parser("check", help="run the public tests on your files, as Gradescope does")
@@ -314,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--output", help="also write the report here (JSON if the name ends in .json, else text)")
     a.add_argument("--corpus", help="the corpus manifest (default: tests/fixtures/corpus/manifest.yml of this harness)")
     a.add_argument("--assignment", help=config_help)
+    a.add_argument("--unsafe", action="store_true", help=unsafe_help)
     a.set_defaults(func=cmd_audit)
 
     b = sub.add_parser("build", help="build and verify dist/autograder.zip and dist/student.zip (staff)")

@@ -1,11 +1,13 @@
 """What a worker process is confined by, applied by the worker itself before it runs any student code.
 
 ``Confinement.apply`` runs in the freshly forked worker (``autograder.forkserver``): resource
-limits first, then (when the harness is root) a private network and IPC namespace, then the
-switch to the unprivileged worker user, then ``no_new_privs`` (setuid binaries gain nothing)
-and a parent-death signal (a worker never outlives the harness).  It must not raise for an
-optional layer: the harness learns what held from the worker's hello message (its user and
-network namespace), not from here.
+limits first, then (when the harness is root) a private network and IPC namespace, then a
+student worker's private view of the file system (``autograder.mounts``), then the switch to
+the unprivileged worker user (or, in a user namespace, giving up its capabilities), then
+``no_new_privs`` (setuid binaries gain nothing) and a parent-death signal (a worker never
+outlives the harness).  It must not raise for an optional layer: the harness learns what held
+from the worker's hello message (its user and network namespace), not from here.  The view is
+not optional: a worker that cannot build it raises, and runs no student code.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import os
 import resource
 import signal
 from dataclasses import dataclass, field
+
+from autograder.mounts import drop_capabilities, enter_view
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -37,17 +41,19 @@ class Confinement:
     private_network: bool = False   # try unshare(CLONE_NEWNET | CLONE_NEWIPC); needs root
     umask: int = 0o077
     oom_score_adj: int | None = WORKER_OOM_SCORE  # the kernel's out-of-memory killer takes workers first
+    view: dict | None = None        # the plan of a private view of the file system (autograder.view)
 
     def as_data(self) -> dict:
         """Plain data for the fork server's request (``from_data`` reads it back)."""
         return {"rlimits": [[k, s, h] for k, (s, h) in self.rlimits.items()], "uid": self.uid, "gid": self.gid,
-                "private_network": self.private_network, "umask": self.umask, "oom_score_adj": self.oom_score_adj}
+                "private_network": self.private_network, "umask": self.umask, "oom_score_adj": self.oom_score_adj,
+                "view": self.view}
 
     @classmethod
     def from_data(cls, data: dict) -> "Confinement":
         return cls(rlimits={int(k): (int(s), int(h)) for k, s, h in data["rlimits"]}, uid=data["uid"],
                    gid=data["gid"], private_network=bool(data["private_network"]), umask=int(data["umask"]),
-                   oom_score_adj=data.get("oom_score_adj"))
+                   oom_score_adj=data.get("oom_score_adj"), view=data.get("view"))
 
     def apply(self) -> None:
         """Runs in the forked worker, before it imports anything of the student's."""
@@ -58,10 +64,14 @@ class Confinement:
             _set_limit(which, soft, hard)
         if self.private_network and _unshare(CLONE_NEWNET | CLONE_NEWIPC) != 0:
             _unshare(CLONE_NEWNET)
+        if self.view is not None:
+            enter_view(self.view)  # raises OSError: no student code runs without its view
         if self.uid is not None:
             os.setgroups([])
             os.setresgid(self.gid, self.gid, self.gid)
             os.setresuid(self.uid, self.uid, self.uid)
+        elif self.view is not None and self.view.get("user_namespace"):
+            drop_capabilities()
         _prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         die_with_parent()  # after the uid switch, which clears it
 

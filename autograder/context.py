@@ -88,7 +88,7 @@ class GradingContext:
                  reference: dict[str, Path] | None = None, limits: Limits | None = None,
                  reference_cache: ReferenceCache | None = None, file_problems: dict[str, str] | None = None,
                  budget: Budget | None = None, prefork: PreForked | None = None,
-                 container: Container | None = None):
+                 container: Container | None = None, unsafe: bool = False):
         self.assignment = assignment
         self.budget = budget if budget is not None else Budget(assignment.time_budget)
         self.submission = submission
@@ -102,7 +102,8 @@ class GradingContext:
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
         self.container = container if container is not None else Container.find()
         try:
-            self.isolation = Isolation.start(self.workdir, assignment.drivers, models=assignment.models, prefork=prefork)
+            self.isolation = Isolation.start(self.workdir, assignment.drivers, models=assignment.models, prefork=prefork,
+                                             unsafe=unsafe)
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise

@@ -83,6 +83,11 @@ class UsageError(AutograderError):
     """A command was given a value it cannot use (a folder, a test id, a shard)."""
 
 
+class UnprotectedError(AutograderError):
+    """Student code would run where it could read the harness's files (no private view, no worker
+    user), and the command was not told ``--unsafe``."""
+
+
 class CheckpointError(ConfigError):
     """The course checkpoint named by the assignment config is missing, wrong or unreachable."""
 

@@ -10,8 +10,9 @@ A worker is forked twice (server -> intermediate -> worker) and the intermediate
 once, so the worker is re-parented to the harness (a child subreaper, see ``autograder.reaper``):
 the harness waits for it, reads its exit status and reaps it exactly as it would a child it
 started itself.  Only then does the worker confine itself (``Confinement.apply``: limits, private
-network, worker user, no new privileges, death with the harness) and serve requests.  It closes
-its end of the server's socket before that, so student code cannot ask the server for anything.
+network, a student worker's private view of the file system, worker user, no new privileges,
+death with the harness) and serve requests.  It closes its end of the server's socket before
+that, so student code cannot ask the server for anything.
 
 Requests to the server are JSON over a SOCK_SEQPACKET socket pair, each carrying the worker's
 three file descriptors (request pipe, answer pipe, output log) with SCM_RIGHTS.

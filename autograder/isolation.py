@@ -4,10 +4,13 @@ When the harness runs as root (Gradescope, CI) each grading run takes one of the
 users ``ag-worker-0`` ... that ``setup.sh`` creates, exclusively (a lock file per user), so two
 grades on one machine never share a user.  Student workers run as that user in their own
 scratch folder; the modules a worker needs are copied into a root-owned, world-readable
-*runtime* folder, so the harness tree itself can be locked (``lock_tree``: no access for other
-users except the traverse bit and ``.venv``).  On Gradescope the tree, the submission and the
-results folder are locked at every grade; elsewhere locking is explicit
-(``python -m autograder.isolation lock DIR``) because it changes a checkout's permissions.
+*runtime* folder.  Each student worker sees a private view of the file system
+(``autograder.view``) holding that runtime, the Python environment, the model files and its
+scratch folder, and nothing of the harness tree, the run's other folders or other submissions;
+without root it builds the view in a user namespace.  Where the machine can build no view,
+grading refuses unless ``unsafe`` (on Gradescope the locked tree stands in for it).  On
+Gradescope the tree, the submission and the results folder are also locked at every grade
+(``autograder.locking``; elsewhere only on request: ``python -m autograder.isolation lock DIR``).
 
 Without root nothing can switch users: the harness says which protections are off.
 """
@@ -24,18 +27,18 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import reaper
+from autograder import reaper, view
 from autograder.confine import Confinement, net_namespace
-from autograder.errors import AutograderError
+from autograder.errors import AutograderError, UnprotectedError
 from autograder.forkserver import ForkServer, PreForked
 from autograder.identity import Identity, acquire_identity, try_identity, worker_users  # noqa: F401 - re-exported
+from autograder.locking import lock_tree, tree_locked, unlock_tree  # noqa: F401 - re-exported
 
 HARNESS_ROOT = Path(__file__).resolve().parent.parent
 GRADESCOPE = Path("/autograder")
 # Modules are found from these by following their ``autograder`` imports; data files are listed.
 RUNTIME_ENTRY = ("autograder.worker", "autograder.forkserver")
 RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
-PROTECTED = ("tests_hidden", "reference_solution", "autograder")   # what "locked" is checked on
 MARKER_VAR = "AUTOGRADER_WORKER"
 STORE_VAR = "AUTOGRADER_STORE"     # the folder of shared read-only files, in a worker's environment
 
@@ -108,47 +111,6 @@ def _expose(path: Path) -> None:
     for parent in missing_traverse([path]):
         parent.chmod(os.stat(parent).st_mode | 0o001)
     path.chmod(os.stat(path).st_mode | 0o004)
-
-
-# -- locking a tree ------------------------------------------------------------------------
-def _entries(root: Path, skip: set[Path]):
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if here / d not in skip and not (here / d).is_symlink()]
-        for name in dirnames + filenames:
-            path = here / name
-            if path not in skip and not path.is_symlink():
-                yield path
-
-
-def lock_tree(root: Path, exposed: tuple[Path, ...] = ()) -> None:
-    """Take every permission of "other" users away under ``root`` except: traverse on ``root``,
-    the virtual environment ``root/.venv`` untouched, and ``exposed`` files readable."""
-    root = Path(root).resolve()
-    for path in _entries(root, {root / ".venv", *exposed}):
-        path.chmod(os.lstat(path).st_mode & 0o7770)
-    root.chmod((os.lstat(root).st_mode & 0o7770) | 0o001)
-    for path in exposed:
-        path = Path(path)
-        if not path.is_file():
-            continue  # not in place yet: loading it will fail loudly on its own
-        path.chmod(os.lstat(path).st_mode | 0o004)
-        for parent in path.parents:
-            if parent == root or root not in parent.parents:
-                break
-            parent.chmod(os.lstat(parent).st_mode | 0o001)
-
-
-def unlock_tree(root: Path) -> None:
-    """Undo ``lock_tree``: other users get the read and execute bits the owner has."""
-    root = Path(root).resolve()
-    for path in [root, *_entries(root, {root / ".venv"})]:
-        mode = os.lstat(path).st_mode
-        path.chmod(mode | (mode & 0o500) >> 6)
-
-
-def tree_locked(root: Path = HARNESS_ROOT) -> bool:
-    return all(not (root / p).exists() or os.lstat(root / p).st_mode & 0o005 == 0 for p in PROTECTED)
 
 
 def _checkpoints(models: dict) -> list[Path]:
@@ -232,10 +194,15 @@ class Isolation:
     server: ForkServer | None = None    # forks this run's workers (started with the run)
     shared_torch: bool = False          # the server was forked before the harness (autograder.prefork)
     finished: bool = False
+    view: dict | None = None            # the plan of student workers' private view (None: no view)
+    view_problem: str | None = None     # why this machine could not build that view
+    exposed: str | None = None          # what lets student code read the harness's files (None: nothing)
 
     @classmethod
     def start(cls, workdir: Path, drivers: str, require: bool | None = None,
-              models: dict | None = None, prefork: PreForked | None = None) -> "Isolation":
+              models: dict | None = None, prefork: PreForked | None = None, unsafe: bool = False) -> "Isolation":
+        """Take a worker user, build the runtime and choose the view; refuse (UnprotectedError) where
+        student code could read the harness's files, unless ``unsafe``."""
         privileged = os.geteuid() == 0
         require = on_gradescope() if require is None else require
         identity = acquire_identity() if privileged else None
@@ -259,6 +226,9 @@ class Isolation:
                 iso.marker = prefork.marker  # what the pre-forked server's environment carries
             if identity is not None:
                 iso.sweep()  # whatever a crashed earlier run may have left
+            iso.choose_view(models or {})
+            if iso.exposed is not None and not unsafe:
+                raise UnprotectedError(view.refusal(iso.exposed))
             iso.server = ForkServer(iso.runtime, iso.environment(iso.runtime), (*RUNTIME_ENTRY, drivers),
                                     workdir / "forkserver.log")
             iso.shared_torch = iso.server.start(prefork)  # its imports overlap the harness's own start
@@ -270,10 +240,30 @@ class Isolation:
             raise
         return iso
 
-    def confinement(self, student: bool, rlimits: dict[int, tuple[int, int]]) -> Confinement:
+    def choose_view(self, models: dict) -> None:
+        """Give student workers a private view if this machine builds one right (tried now, as the
+        worker user); else say what student code could read."""
+        if not self.privileged or self.identity is not None:
+            checkpoints = [c if c.is_absolute() else HARNESS_ROOT / c for c in _checkpoints(models)]
+            self.view, self.view_problem = view.run_view(
+                self.workdir, self.runtime, self.store, checkpoints, (HARNESS_ROOT, GRADESCOPE),
+                self.identity.uid if self.identity else None, self.identity.gid if self.identity else None)
+        locked = self.privileged and on_gradescope() and tree_locked(HARNESS_ROOT)
+        self.exposed = view.exposure(self.privileged, self.identity is not None, self.closed, self.view_problem,
+                                     gradescope_locked=locked)
+
+    def confinement(self, student: bool, rlimits: dict[int, tuple[int, int]],
+                    scratch: Path | None = None) -> Confinement:
+        """How a worker is confined; a student worker with a view needs its ``scratch`` folder."""
         as_user = student and self.identity is not None
+        shown = None
+        if student and self.view is not None:
+            if scratch is None:
+                raise AutograderError("a student worker's private view needs its scratch folder")
+            shown = view.for_worker(self.view, scratch)
         return Confinement(rlimits=rlimits, uid=self.identity.uid if as_user else None,
-                           gid=self.identity.gid if as_user else None, private_network=self.privileged)
+                           gid=self.identity.gid if as_user else None, private_network=self.privileged,
+                           view=shown)
 
     def forkserver(self) -> ForkServer:
         if self.server is None:
@@ -354,19 +344,26 @@ class Isolation:
                          f"network {self.network}")
         if self.shared_torch:
             lines.append("fork server: forked before the harness started, so harness, server and workers share one torch")
+        if self.view is not None:
+            lines.append("isolation: files: student workers see a private view holding only the interpreter, the venv, "
+                         "the worker runtime, the model store and their own scratch folder"
+                         + ("" if self.privileged else " (built in a user namespace)"))
+        elif self.exposed is None and self.view_problem is not None:
+            lines.append(f"isolation: files: the harness tree is locked (Gradescope); no private view: {self.view_problem}")
         off = []
+        if self.exposed is not None and self.privileged and self.identity is not None:
+            off.append(f"files: {self.exposed} (graded with --unsafe)")
         if not self.privileged:
-            off.append("not running as root, so student code runs as this user: it can read what you can "
-                       "(hidden tests, reference solution), signal the grader, and keep the network; a leftover "
-                       "process that clears its environment and leaves its session may survive")
+            why = f"; no private view: {self.view_problem}" if self.view_problem else ""
+            reads = "" if self.view is not None else f"read what you can (hidden tests, reference solution{why}), "
+            off.append(f"not running as root, so student code runs as this user: it can {reads}signal the grader "
+                       "and keep the network; a leftover process that clears its environment and leaves its "
+                       "session may survive")
         elif self.closed is not None:
             off.append(f"the worker users cannot reach {self.closed} (a folder on its way is closed to other "
                        "users), so student code runs as root with limits only")
         elif self.identity is None:
             off.append("no worker user (run ./setup.sh as root): student code runs as root with limits only")
-        elif not tree_locked():
-            off.append(f"the harness tree {HARNESS_ROOT} is not locked, so the worker user can read it "
-                       "(locked automatically on Gradescope; elsewhere: python -m autograder.isolation lock)")
         if self.network == "on" and self.privileged:
             off.append("network: this machine does not allow a private network namespace, so workers keep the network")
         if off:

@@ -54,6 +54,7 @@ class Job:
     assignment_path: Path | None
     seed: int | None
     only: frozenset[str] | None
+    unsafe: bool = False             # grade even where student code could read the harness's files
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def grade_one(job: Job) -> Outcome:
     error_file = job.out / "error.txt"
     try:
         results, log = grade(job.folder, _assignment(job.assignment_path, job.seed), only=job.only,
-                             reference_cache=_CACHE)
+                             reference_cache=_CACHE, unsafe=job.unsafe)
         results.extra_data["submission_id"] = job.id
         (job.out / "staff_log.txt").write_text("\n".join(log) + "\n")
         results.write(job.out / "results.json")
@@ -104,7 +105,7 @@ class Regrade:
 
     def __init__(self, submissions: list[ExportedSubmission], out: Path, assignment_path: Path | None = None,
                  seed: int | None = None, only: frozenset[str] | None = None,
-                 shard: tuple[int, int] | None = None, force: bool = False):
+                 shard: tuple[int, int] | None = None, force: bool = False, unsafe: bool = False):
         self.out = Path(out)
         self.assignment_path = assignment_path
         self.assignment = load_assignment(assignment_path, seed)
@@ -123,7 +124,7 @@ class Regrade:
             elif not force and self.finished(dest / "results.json"):
                 self.skipped.append(s.id)
             else:
-                self.todo.append(Job(s.id, s.folder, dest, assignment_path, seed, only))
+                self.todo.append(Job(s.id, s.folder, dest, assignment_path, seed, only, unsafe))
 
     def finished(self, results_path: Path) -> bool:
         """Written by this harness, config, seed and set of tests, without an autograder error."""

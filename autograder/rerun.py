@@ -17,7 +17,8 @@ class Rerun:
     log: list[str]
 
 
-def rerun(submission: Path, test_id: str, seed: int | None = None, assignment_path: Path | None = None) -> Rerun:
+def rerun(submission: Path, test_id: str, seed: int | None = None, assignment_path: Path | None = None,
+          unsafe: bool = False) -> Rerun:
     """Grade only ``test_id``: its seeds derive from the master seed and its id alone, so the score
     is the one the full run gave (for code that does not carry state from one test to the next)."""
     from autograder.runner import grade
@@ -28,6 +29,6 @@ def rerun(submission: Path, test_id: str, seed: int | None = None, assignment_pa
     known = [t.id for t in assignment.tests]
     if test_id not in known:
         raise UsageError(f"--test {test_id!r} is not a test of {assignment.source}; known: {', '.join(known)}")
-    results, log = grade(Path(submission), assignment, only=frozenset({test_id}))
+    results, log = grade(Path(submission), assignment, only=frozenset({test_id}), unsafe=unsafe)
     test = next((t for t in results.tests if t.extra_data.get("test_id") == test_id), None)
     return Rerun(test_id, test, results, log)

@@ -209,7 +209,8 @@ def provisional(assignment: Assignment, only: frozenset[str] | None, raw: list[d
 def grade(submission_dir: Path, assignment: Assignment | Path | None = None, seed: int | None = None,
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
           lock_gradescope: bool = True, started: float | None = None, progress: Progress | None = None,
-          time_budget: float | None = None, prefork: PreForked | None = None) -> tuple[GradingResults, list[str]]:
+          time_budget: float | None = None, prefork: PreForked | None = None,
+          unsafe: bool = False) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
@@ -220,6 +221,8 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     The run's time budget, ``time_budget`` seconds (default: the assignment's; ``math.inf`` for
     none), counts from ``started`` (``time.monotonic()``; default: now); ``progress`` gets the
     results to write should the run be stopped, once the config is read and after every test.
+    ``unsafe`` grades even where student code could read the harness's files (the student's own
+    check, the reference), which is otherwise an autograder error (``autograder.view``).
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
@@ -242,7 +245,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
         with discover(Path(submission_dir)) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
-                                file_problems=found.problems, budget=budget, prefork=prefork) as ctx:
+                                file_problems=found.problems, budget=budget, prefork=prefork, unsafe=unsafe) as ctx:
                 try:
                     results = run_suite(ctx, only=only, upload=upload, progress=progress)
                 finally:

@@ -124,7 +124,7 @@ class WorkerHandle:
         request = {"scratch": str(self.scratch), "module": self.module, "drivers": self.drivers,
                    "role": "student" if self.student else "reference",
                    "env": self.isolation.environment(self.scratch),
-                   "confinement": self.isolation.confinement(self.student, rlimits).as_data()}
+                   "confinement": self.isolation.confinement(self.student, rlimits, self.scratch).as_data()}
         server = self.isolation.server
         try:
             self.proc = self.isolation.forkserver().spawn(request, (req_r, resp_w, log), self.limits.startup_seconds)

@@ -21,17 +21,52 @@ TREE_PARTS = ("autograder", "tests_hidden", "reference_solution", "student_templ
               "setup.sh", "requirements.txt", "pyproject.toml", "README.md")
 
 
-def build_attack(name: str, dest: Path) -> Path:
+SHARED = "# uses _steal.py"     # an attack file starting so is preceded by ATTACKS/_steal.py
+
+
+def attack_text(name: str, filename: str, known: tuple[str, ...] = ()) -> str:
+    """What attack ``name`` appends to ``filename``: its file of that name, else its ``all.py``,
+    with the paths a student could know filled in for ``KNOWN_PATHS``."""
+    folder = ATTACKS / name
+    attack = folder / filename if (folder / filename).is_file() else folder / "all.py"
+    if not attack.is_file():
+        return ""
+    text = attack.read_text()
+    if text.startswith(SHARED):
+        text = (ATTACKS / "_steal.py").read_text() + text
+    return text.replace("KNOWN_PATHS = []", f"KNOWN_PATHS = {sorted(known)!r}")
+
+
+def build_attack(name: str, dest: Path, known: tuple[str, ...] = ()) -> Path:
     """The template with each attack file appended to the file of the same name: every point
     such a submission earns is stolen, since the template alone earns none."""
     dest.mkdir(parents=True, exist_ok=True)
     for filename in STUDENT_FILES:
         text = (TEMPLATE / filename).read_text()
-        attack = ATTACKS / name / filename
-        if attack.is_file():
-            text += "\n\n# ---- attack (tests/fixtures/attacks/" + name + ") ----\n" + attack.read_text()
+        attack = attack_text(name, filename, known)
+        if attack:
+            text += "\n\n# ---- attack (tests/fixtures/attacks/" + name + ") ----\n" + attack
         (dest / filename).write_text(text)
     return dest
+
+
+def secret_lines(*extra: Path) -> set[str]:
+    """Lines of the grader's secrets (reference solution, hidden tests and config, checks, the
+    held-out text) and of ``extra`` files, that no template or attack file holds: any of them in a
+    student's feedback is a leak."""
+    public = {line.strip() for path in [*TEMPLATE.glob("*.py"), *ATTACKS.rglob("*.py")]
+              for line in path.read_text().splitlines()}
+    secrets = [*(ROOT / "reference_solution").glob("*.py"), *(ROOT / "tests_hidden").glob("*"),
+               ROOT / "autograder/q6/checks.py", ROOT / "autograder/q6/data/natural_test.txt", *extra]
+    return {line.strip() for path in secrets if path.is_file() for line in path.read_text().splitlines()
+            if len(line.strip()) >= 12 and line.strip() not in public}
+
+
+def leaks(results: dict, secrets: set[str]) -> list[str]:
+    """The secret lines found in any feedback of ``results`` (test outputs and the summary)."""
+    text = outputs(results) + "\n" + results.get("output", "")
+    shown = {line.strip() for line in text.splitlines()}
+    return sorted(secrets & shown) + sorted(s for s in secrets if len(s) >= 40 and s in text and s not in shown)
 
 
 def open_dir(parent: str = "/tmp", prefix: str = "ag-attack-") -> Path:
@@ -67,6 +102,12 @@ def isolation_visibilities() -> tuple[str, ...]:
     return ("hidden", "after_due_date", "after_published", "visible")
 
 
+def harness_cache(name: str) -> bool:
+    """A cache the harness's own libraries keep in its temporary folder: tiktoken's, and the one
+    torch makes when building a model imports its compiler."""
+    return name == "data-gym-cache" or name.startswith("torchinductor_")
+
+
 def grade_here(submission: Path, results: Path, only: set[str], timeout: float | None = None):
     """Grade in this process (the developer's unlocked tree); write and check results.json."""
     saved, saved_limits = tempfile.tempdir, context.DEFAULT_LIMITS
@@ -75,7 +116,7 @@ def grade_here(submission: Path, results: Path, only: set[str], timeout: float |
         context.DEFAULT_LIMITS = dataclasses.replace(saved_limits, max_call_seconds=timeout)
     try:
         outcome, log = grade(submission, only=frozenset(only))
-        leftovers = [p for p in Path(tempfile.tempdir).iterdir() if p.name != "data-gym-cache"]  # tiktoken's cache
+        leftovers = [p for p in Path(tempfile.tempdir).iterdir() if not harness_cache(p.name)]
         assert not leftovers, f"grading left {leftovers}"
     finally:
         shutil.rmtree(tempfile.tempdir, ignore_errors=True)
@@ -127,7 +168,7 @@ class LockedTree:
             env["PYTHONPATH"] = str(self.root)
         try:
             proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
-            left = [p.name for p in tmp.iterdir() if p.name != "data-gym-cache"]  # tiktoken's cache
+            left = [p.name for p in tmp.iterdir() if not harness_cache(p.name)]
             assert not left, f"grading left {left} behind"
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -162,7 +162,7 @@ def test_an_interpreter_closed_to_the_worker_users_is_reported_and_refused_on_gr
     (tmp_path / "work").mkdir()
     with pytest.raises(isolation.AutograderError, match="cannot reach"):
         isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers", require=True)
-    iso = isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers", require=False)
+    iso = isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers", require=False, unsafe=True)
     try:
         assert iso.identity is None and "cannot reach" in "\n".join(iso.report())
     finally:
