@@ -87,6 +87,7 @@ def _grade(args: argparse.Namespace, started: float) -> int:
         root / "results" / "results.json" if on_gradescope else Path("results.json"))
     print(f"autograder {__version__}: grading {submission}", flush=True)
     _protection(args)
+    _warn_early(args)
     metadata = Path(args.metadata) if args.metadata else (root / "submission_metadata.json" if on_gradescope else None)
     if metadata is not None and _over_daily_cap(metadata, args, results_path):
         return 0
@@ -110,6 +111,21 @@ def _grade(args: argparse.Namespace, started: float) -> int:
     print(_summary(results))
     print(f"results written to {results_path}")
     return 0
+
+
+def _warn_early(args: argparse.Namespace) -> None:
+    """Say at once, on standard error, when this container is too small for the models: if the
+    kernel then kills the grader, run_autograder's fallback results show the line to staff."""
+    from autograder.config import load_assignment
+    from autograder.container import startup_lines
+
+    try:
+        models = load_assignment(Path(args.assignment) if args.assignment else None).models
+    except AutograderError:
+        return  # the grade reports a broken config itself
+    for line in startup_lines(models):
+        if line.startswith("warning:"):
+            print(f"autograder: {line}", file=sys.stderr, flush=True)
 
 
 def _over_daily_cap(metadata: Path, args: argparse.Namespace, results_path: Path) -> bool:

@@ -135,7 +135,8 @@ def test_the_staff_log_warns_when_the_models_cannot_fit(tmp_path):
     assert lines == [Container.find(tmp_path).limits().describe()]   # the embedded default fits
     big = {**models, "course": {"kind": "checkpoint", "path": "checkpoints/gpt2.bin"}}
     warning = startup_lines(big, tmp_path)[1]
-    assert warning.startswith("warning: this container's memory (768 MiB) is too little: the production models")
+    assert warning.startswith("warning: this container is too small, its memory (768 MiB) and its CPU quota (0.5): "
+                              "the production models need about")
     assert "pick Gradescope's" in warning and "GB tier" in warning
 
 
