@@ -16,6 +16,7 @@ import pytest
 
 from attack_support import (LockedTree, build_attack, by_id, dump, grade_here, machine_leftovers, outputs,
                             worker_uids)
+from autograder.config import load_assignment
 from conftest import REFERENCE
 
 pytestmark = pytest.mark.slow
@@ -206,8 +207,10 @@ def test_hidden_tests_and_inputs_never_reach_students(tree, tmp_path):
     zero(results)
     tests = by_id(results)
     assert "LEAK-LEN-10" in tests["6d-0-basic"]["output"]  # the attack ran on the public test
-    for hidden_len in ("LEAK-LEN-2", "LEAK-LEN-3", "LEAK-LEN-1024", "LEAK-LEN-517"):
-        assert hidden_len not in outputs(results, visible_only=True)
+    assignment = load_assignment()
+    hidden_lengths = [n for test_id in ("6d-1-hidden", "6d-2-hidden") for n in assignment.test(test_id).params["lengths"]]
+    for hidden_len in hidden_lengths:
+        assert f"LEAK-LEN-{hidden_len}" not in outputs(results, visible_only=True)
     for test_id in ("6d-1-hidden", "6d-2-hidden"):
         assert "LEAK" not in tests[test_id]["output"]
         assert tests[test_id]["output"].startswith("likelihood.py raised an exception: run the public tests")

@@ -85,6 +85,22 @@ def test_a_designed_models_exact_support_agrees_with_its_logits(name):
     assert (model.law.in_top_k(tokens, 6, top_k) == from_logits).all() and 0 < from_logits.mean() < 1
 
 
+@pytest.mark.parametrize("name", ["profile40", "profile200", "profile1000", "profile1000_cold"])
+@pytest.mark.parametrize("temperature", [None, 0.6, 0.95, 1.7])
+@torch.no_grad()
+def test_a_designed_models_step_laws_are_the_laws_of_its_filtered_logits(name, temperature):
+    spec = ASSIGNMENT.model(name)
+    model, top_k = ModelCache().get(spec, torch.float64), model_config(spec).top_k
+    tokens = np.random.default_rng(2).integers(0, 50257, 40)
+    logits = model(torch.as_tensor(tokens).view(1, -1))[0][0, 9:-1].double()         # (30, V)
+    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+    scaled = torch.where(logits < kth, -1e10, logits) / (temperature or 1.0)
+    from_logits = torch.softmax(scaled, dim=-1).numpy()
+    fast = laws.step_laws(model, tokens, 10, top_k, temperature, horizon=1)           # from the permutation
+    assert ((fast > 0) == (from_logits > 0)).all() and (fast > 0).sum(1).tolist() == [top_k] * 30
+    np.testing.assert_allclose(fast, from_logits, rtol=1e-12, atol=0)
+
+
 def test_the_store_is_written_once_by_the_harness_and_mapped_by_readers(tmp_path):
     spec = ASSIGNMENT.model("gpt2_b")
     reader = ModelCache(tmp_path)

@@ -103,6 +103,24 @@ class ProfileLaw:
             out[i] = (int(tokens[pos]) - b) * pow(a, -1, VOCAB) % VOCAB < top_k
         return out
 
+    def step_laws(self, tokens: list[int], start: int, top_k: int, temperature: float | None) -> np.ndarray:
+        """(L, V) float64: the top-``top_k`` law, scaled by ``temperature``, of each token from
+        position ``start`` on after the tokens before it (what ``laws.step_laws`` computes from a
+        row of logits).  The law by rank is the same in every context, so it is computed once, in
+        a fixed order (``math.fsum``), and each row only places it by the context's permutation."""
+        if top_k > self.n_placed:
+            raise ValueError(f"top_k={top_k} lies beyond the placed ranks ({self.n_placed})")
+        by_rank = self._head[:top_k].numpy()                             # (k,) float64 logits
+        if temperature is not None:
+            by_rank = by_rank / temperature
+        probs = np.exp(by_rank - by_rank[0])                             # rank 0 is the largest
+        probs /= math.fsum(probs)
+        hashes = self.context_hashes(tokens)
+        out = np.zeros((len(tokens) - start, VOCAB))                      # (L, V)
+        for i, pos in enumerate(range(start, len(tokens))):
+            out[i, self.ranks_to_tokens(hashes[pos - 1], top_k).numpy()] = probs
+        return out
+
     def logits(self, history: torch.Tensor, start: int, dtype: torch.dtype) -> torch.Tensor:
         """(B, L) tokens seen -> (B, L - start, V) logits after each of history[:, start:]."""
         B, L = history.shape

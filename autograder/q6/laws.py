@@ -62,6 +62,9 @@ def in_support(model64, tokens: np.ndarray, start: int, top_k: int, rel_tol: flo
 def step_laws(model64, tokens: np.ndarray, start: int, top_k: int, temperature: float | None,
               horizon: int, scaffold_eps: float = SCAFFOLD_EPS) -> np.ndarray:
     """Law of each token from position ``start`` on, given the tokens before it: (L, V) float64."""
+    law = getattr(model64, "law", None)
+    if hasattr(law, "step_laws") and (horizon == 1 or temperature is None):  # a designed law knows them
+        return law.step_laws([int(x) for x in tokens], start, top_k, temperature)
     ids = torch.as_tensor(tokens, dtype=torch.long).view(1, -1)
     logits, _ = model64(ids)                                           # (1, T, V)
     first = top_k_filter(logits[0, start - 1 : -1].double(), top_k)   # (L, V)
