@@ -9,6 +9,7 @@ greedy piles values near 0, too hot spreads them toward 1.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,17 +19,20 @@ def randomized_pit(laws: np.ndarray, tokens: np.ndarray, rng: np.random.Generato
     """PIT values of ``tokens[i]`` under ``laws[i]`` (rows sum to one), probability-descending order.
 
     Tokens are ordered by decreasing probability, ties by increasing id; a drawn token's value
-    is the mass ranked before it plus an independent uniform share of its own mass.
+    is the mass ranked before it plus an independent uniform share of its own mass.  Only a row's
+    positive entries can rank before a token, so each row is reduced to them first (a top-k law
+    has k of V), and their mass is summed exactly (``math.fsum``): the same value on any machine.
     """
     laws = np.asarray(laws, dtype=np.float64)
     tokens = np.asarray(tokens, dtype=np.int64)
-    rows = np.arange(len(tokens))
-    px = laws[rows, tokens][:, None]                                     # (n, 1)
-    ids = np.arange(laws.shape[1])[None, :]
-    before = np.where(laws > px, laws, 0.0).sum(axis=1)
-    ties = np.count_nonzero((laws == px) & (ids < tokens[:, None]), axis=1)
-    u = before + (ties + rng.random(len(tokens))) * px[:, 0]
-    return np.minimum(u, 1.0)
+    shares = rng.random(len(tokens))
+    out = np.empty(len(tokens))
+    for i, (row, token) in enumerate(zip(laws, tokens)):
+        support = np.flatnonzero(row > 0)                                # ids, ascending
+        p, px = row[support], row[token]
+        ties = np.count_nonzero((p == px) & (support < token)) if px > 0 else 0
+        out[i] = math.fsum(p[p > px]) + (ties + shares[i]) * px
+    return np.minimum(out, 1.0)
 
 
 def ks_uniform_pvalue(u: np.ndarray) -> float:
