@@ -27,16 +27,18 @@ NO_TYPE = -1                         # token type of a position fed without toke
 _SCRAMBLE = (2_654_435_761, 40_503, 97)
 
 
-def _digits(values: torch.Tensor, n: int) -> list[torch.Tensor]:
-    return [(values // BASE ** i) % BASE for i in range(n)]
+_WIDTHS = (_TOKEN, _POSITION, _TYPE)
+_OFFSET = torch.tensor([0, 0, NO_TYPE])                                 # types are stored from 0
+_FIELD = torch.tensor([f for f, n in enumerate(_WIDTHS) for _ in range(n)])    # (DIGITS - 1,) field of each digit
+_PLACE = torch.tensor([BASE ** i for n in _WIDTHS for i in range(n)])          # (DIGITS - 1,) its place value
+_GATHER = torch.stack([(_FIELD == f).long() * _PLACE for f in range(3)], dim=1)  # (DIGITS - 1, 3): digits -> fields
+_INVALID = torch.tensor([-1, -1, NO_TYPE])                              # what an invalid position decodes to
 
 
 def encode(triples: torch.Tensor, cfg, dtype: torch.dtype) -> list[torch.Tensor]:
     """(B, L, 3) long (token, position, type) -> ``n_layer`` caches (2, B, n_head, L, head_dim)."""
-    tok, pos, typ = triples.unbind(-1)
-    parts = _digits(tok, _TOKEN) + _digits(pos, _POSITION) + _digits(typ - NO_TYPE, _TYPE)
-    parts.append(sum(parts) % BASE)
-    code = torch.stack(parts, dim=-1)                                     # (B, L, DIGITS)
+    digits = ((triples - _OFFSET)[..., _FIELD] // _PLACE) % BASE          # (B, L, DIGITS - 1)
+    code = torch.cat((digits, digits.sum(-1, keepdim=True) % BASE), dim=-1)   # (B, L, DIGITS)
     head_dim = cfg.n_embd // cfg.n_head
     if head_dim < DIGITS:
         raise ValueError(f"a designed model needs head_dim >= {DIGITS}, got {head_dim}")
@@ -54,14 +56,8 @@ def decode(key: torch.Tensor) -> torch.Tensor:
     valid = ((values - digits).abs() < 1e-3).all(-1) & ((digits >= 0) & (digits < BASE)).all(-1)
     d = digits.clamp(0, BASE - 1).long()
     valid &= d[..., :-1].sum(-1) % BASE == d[..., -1]
-
-    def field(start: int, n: int) -> torch.Tensor:
-        return sum(d[..., start + i] * BASE ** i for i in range(n))
-
-    tok = torch.where(valid, field(0, _TOKEN), -1)
-    pos = torch.where(valid, field(_TOKEN, _POSITION), -1)
-    typ = torch.where(valid, field(_TOKEN + _POSITION, _TYPE) + NO_TYPE, NO_TYPE)
-    return torch.stack((tok, pos, typ), dim=-1)
+    fields = d[..., :-1] @ _GATHER + _OFFSET                               # (B, P, 3)
+    return torch.where(valid.unsqueeze(-1), fields, _INVALID)
 
 
 def effective_tokens(triples: torch.Tensor, vocab_size: int) -> torch.Tensor:
