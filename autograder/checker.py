@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograder import protocol
+from autograder.sandbox import protocol
 from autograder.config import DEFAULT_CONFIG, Assignment, load_assignment
 from autograder.context import REFERENCE_DIR, ReferenceCache
 from autograder.errors import ConfigError, ProtocolError

@@ -25,7 +25,7 @@ def gradescope_root() -> Path:
 
 def _protection(args: argparse.Namespace) -> None:
     """Refuse to run student code where it could read the harness's files, unless ``--unsafe``."""
-    from autograder.view import check_here
+    from autograder.sandbox.view import check_here
 
     warning = check_here(args.unsafe)
     if warning:
@@ -48,13 +48,14 @@ def _summary(results: GradingResults, max_lines: int = 6) -> str:
 
 
 def _staff_module(name: str):
-    """A staff-only module; the student bundle leaves them out."""
+    """A staff-only module; the student bundle leaves the whole ``autograder/staff/`` folder out."""
     try:
-        return importlib.import_module(f"autograder.{name}")
+        return importlib.import_module(f"autograder.staff.{name}")
     except ModuleNotFoundError as exc:
-        if exc.name != f"autograder.{name}":
+        if exc.name not in (f"autograder.staff.{name}", "autograder.staff"):
             raise
-        raise AutograderError(f"this command is for course staff; autograder/{name}.py is not part of this bundle") from None
+        raise AutograderError(f"this command is for course staff; autograder/staff/{name}.py is not part of this "
+                              "bundle") from None
 
 
 def _stop(signum, frame) -> None:
@@ -151,7 +152,7 @@ def _over_daily_cap(metadata: Path, args: argparse.Namespace, results_path: Path
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from autograder.rerun import rerun
+    from autograder.staff.rerun import rerun
 
     _protection(args)
     run = rerun(Path(args.submission), args.test, args.seed, Path(args.assignment) if args.assignment else None,
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prefork=None) -> int:
-    """``prefork``: the fork server ``autograder.prefork`` forked for ``grade``."""
+    """``prefork``: the fork server ``autograder.sandbox.prefork`` forked for ``grade``."""
     args = build_parser().parse_args(argv)
     args.prefork = prefork
     try:

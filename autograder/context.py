@@ -8,15 +8,15 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from autograder import protocol
+from autograder.sandbox import protocol
 from autograder.budget import Budget
 from autograder.config import Assignment, derive_seed
 from autograder.container import Container
 from autograder.errors import AutograderError, BudgetTimeout, MissingFile, StudentError
-from autograder.forkserver import PreForked
-from autograder.isolation import Isolation
+from autograder.sandbox.forkserver import PreForked
+from autograder.sandbox.isolation import Isolation
 from autograder.provenance import harness_digest
-from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
+from autograder.sandbox.handle import STUDENT_FILES, Limits, WorkerHandle
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
 REFERENCE_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "reference"

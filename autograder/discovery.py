@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from autograder.sandbox import STUDENT_FILES
+from autograder.sandbox.handle import STUDENT_FILES
 
 LAYOUTS = ((), ("submission",), ("src", "submission"))
 IGNORED_DIRS = frozenset({"__pycache__", "__MACOSX", ".git", ".ipynb_checkpoints", ".venv", "node_modules"})

@@ -23,15 +23,15 @@ from typing import Callable
 import torch
 from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, JSONTestRunner
 
-from autograder import isolation
+from autograder.sandbox import isolation
 from autograder.budget import Budget
 from autograder.config import DEFAULT_CONFIG, Assignment, TestSpec, load_assignment
 from autograder.container import startup_lines
 from autograder.context import GradingContext, ReferenceCache
 from autograder.discovery import Discovery, discover
 from autograder.errors import AutograderError, ContainerOutOfMemory, StudentError
-from autograder.forkserver import PreForked
-from autograder.heap import map_large_blocks
+from autograder.sandbox.forkserver import PreForked
+from autograder.sandbox.heap import map_large_blocks
 from autograder.provenance import grader_info, rerun_command
 from autograder.results import GradingResults, TestResult
 from autograder.testing import graded_id
@@ -217,12 +217,12 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request;
     ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade);
-    ``prefork`` is a fork server forked before the harness (``autograder.prefork``) for this run.
+    ``prefork`` is a fork server forked before the harness (``autograder.sandbox.prefork``) for this run.
     The run's time budget, ``time_budget`` seconds (default: the assignment's; ``math.inf`` for
     none), counts from ``started`` (``time.monotonic()``; default: now); ``progress`` gets the
     results to write should the run be stopped, once the config is read and after every test.
     ``unsafe`` grades even where student code could read the harness's files (the student's own
-    check, the reference), which is otherwise an autograder error (``autograder.view``).
+    check, the reference), which is otherwise an autograder error (``autograder.sandbox.view``).
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.

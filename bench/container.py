@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from autograder.config import DEFAULT_CONFIG  # noqa: E402
 from autograder.container import TIERS  # noqa: E402
-from autograder.corpus import load_corpus  # noqa: E402
+from autograder.staff.corpus import load_corpus  # noqa: E402
 from bench.cgroup import Container, CgroupUnavailable, MiB, drop_file_cache, swap_bytes, unavailable  # noqa: E402
 
 DEFAULT_MEMORY = 768 * MiB          # Gradescope's default: 768 MB, read as the kernel's "768M"

@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder import isolation, reaper, sandbox  # noqa: E402
-from autograder.confine import Confinement  # noqa: E402
+from autograder.sandbox import isolation, reaper, handle as sandbox  # noqa: E402
+from autograder.sandbox.confine import Confinement  # noqa: E402
 from autograder.runner import grade  # noqa: E402
 
 GRADE = ("import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "

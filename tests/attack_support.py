@@ -11,7 +11,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from autograder import context, isolation, reaper
+from autograder import context
+from autograder.sandbox import isolation, reaper
 from autograder.runner import grade
 from conftest import ROOT, TEMPLATE, FIXTURES, strict_json
 

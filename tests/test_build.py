@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 
-from autograder.build import build
-from autograder.bundle import Stage, unpack, write_zip
+from autograder.staff.build import build
+from autograder.staff.bundle import Stage, unpack, write_zip
 from autograder.checkpoint import checkpoint_specs, ensure
 from autograder.config import load_assignment
 from autograder.errors import BuildError, CheckpointError
@@ -84,7 +84,7 @@ def test_student_zip_holds_no_hidden_test_and_no_reference_code():
     dist, _ = built_dist()
     texts = zip_texts(dist / "student.zip")
     assert {"check", "setup.sh", "README.md", "submission/sample.py", "tests_public/test_public.py",
-            "tests_public/assignment.yml", "autograder/worker.py"} <= set(texts)
+            "tests_public/assignment.yml", "autograder/sandbox/worker.py"} <= set(texts)
     assert not any("hidden" in name or "reference" in name.replace("reference_answers", "") for name in texts)
     assert not any(name.startswith("autograder/") and name.rsplit("/", 1)[-1] in
                    ("build.py", "bundle.py", "regrade.py", "export.py", "parallel.py", "audit.py", "corpus.py")

@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from autograder import isolation
+from autograder.sandbox import isolation
 from autograder.config import load_assignment
 from autograder.context import GradingContext, present_files
 from autograder.errors import StudentCrash

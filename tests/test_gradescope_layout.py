@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import isolation
-from autograder.bundle import unpack
+from autograder.sandbox import isolation
+from autograder.staff.bundle import unpack
 from autograder.provenance import harness_digest
 from conftest import REFERENCE, TEMPLATE, strict_json
 from workflow_support import built_dist

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder import failsafe, isolation, reaper
+from autograder import failsafe
+from autograder.sandbox import isolation, reaper
 from autograder.config import load_assignment
-from autograder.confine import Confinement
-from autograder.sandbox import Limits
+from autograder.sandbox.confine import Confinement
+from autograder.sandbox.handle import Limits
 from attack_support import open_dir
 from conftest import ROOT, strict_json
 
@@ -25,7 +26,7 @@ ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not isolation.worker_u
 
 def test_the_worker_runtime_holds_what_workers_import_and_nothing_else():
     files = isolation.runtime_files(load_assignment().drivers)
-    for needed in ("autograder/worker.py", "autograder/protocol.py", "autograder/q6/drivers.py",
+    for needed in ("autograder/sandbox/worker.py", "autograder/sandbox/protocol.py", "autograder/q6/drivers.py",
                    "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/data/natural_train.txt"):
         assert needed in files
     for secret in ("checks.py", "laws.py", "snippets.py", "runner.py", "testing.py", "stats.py",
@@ -124,7 +125,7 @@ def test_a_submission_that_never_returns_is_graded_well_within_gradescopes_10_mi
 
 def test_setup_creates_the_users_and_run_autograder_keeps_the_failsafe():
     setup = (ROOT / "setup.sh").read_text()
-    assert "useradd --system" in setup and "autograder.isolation traverse --grant" in setup
+    assert "useradd --system" in setup and "autograder.sandbox.isolation traverse --grant" in setup
     assert "autograder/failsafe.py" in (ROOT / "run_autograder").read_text()
 
 
@@ -139,7 +140,7 @@ def test_what_the_harness_writes_while_grading_is_private_to_it(tmp_path):
         (cache / "answer").write_text("reference answer")
         iso.close()
         assert os.stat(cache).st_mode & 0o077 == 0 and os.stat(cache / "answer").st_mode & 0o077 == 0
-        assert os.stat(iso.runtime / "autograder/worker.py").st_mode & 0o777 == 0o644
+        assert os.stat(iso.runtime / "autograder/sandbox/worker.py").st_mode & 0o777 == 0o644
         assert os.umask(0o022) == 0o022  # restored when the run ended
     finally:
         os.umask(before)

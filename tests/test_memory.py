@@ -62,7 +62,7 @@ PINS_THE_HEAP = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import torch
-from autograder.heap import map_large_blocks
+from autograder.sandbox.heap import map_large_blocks
 if sys.argv[2] == "mapped":
     map_large_blocks()
 

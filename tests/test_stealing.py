@@ -22,7 +22,7 @@ import pytest
 
 from attack_support import (build_attack, check_results_file, harness_faults, leaks, machine_leftovers, open_dir,
                             outputs, secret_lines)
-from autograder import isolation, view
+from autograder.sandbox import isolation, view
 from autograder.runner import grade
 from conftest import REFERENCE, ROOT, strict_json
 from workflow_support import copy_source, tiny_config

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from autograder.calls import CALL_PHRASE, call_student, signature_of
-from autograder.corpus import expectation_problems, load_corpus
+from autograder.sandbox.calls import CALL_PHRASE, call_student, signature_of
+from autograder.staff.corpus import expectation_problems, load_corpus
 from autograder.errors import InvalidReturn, StudentCall
-from autograder.import_hints import import_hint
+from autograder.sandbox.import_hints import import_hint
 from autograder.q6.course import GRADED, OLDER_LAYOUTS, PACKAGE_EXPORTS, SAMPLE
 from autograder.q6.drivers import as_array, as_float
 from autograder.results import GradingResults, TestResult
 from autograder.runner import grade
-from autograder.worker import export_from_package
+from autograder.sandbox.worker import export_from_package
 from conftest import FIXTURES, REFERENCE, TEMPLATE
 
 FAULTS = FIXTURES / "faults"

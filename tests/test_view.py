@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli, isolation, view
+from autograder import cli
+from autograder.sandbox import isolation, view
 from autograder.config import load_assignment
-from autograder.confine import Confinement
+from autograder.sandbox.confine import Confinement
 from autograder.context import GradingContext, present_files
 from autograder.runner import grade
 from attack_support import leaks, secret_lines

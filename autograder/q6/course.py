@@ -6,7 +6,7 @@ feedback quotes them.  ``OLDER_LAYOUTS`` are package names of the course's earli
 """
 from __future__ import annotations
 
-from autograder.calls import Expected
+from autograder.sandbox.calls import Expected
 
 SAMPLE = Expected.parse(
     "sample.py", "sample(model, start_text, config, length, temperature=None, temperature_horizon=1)")

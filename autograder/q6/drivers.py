@@ -18,9 +18,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from autograder.calls import Expected, call_student
+from autograder.sandbox.calls import Expected, call_student
 from autograder.errors import InvalidReturn
-from autograder.isolation import STORE_VAR
+from autograder.sandbox.isolation import STORE_VAR
 from autograder.q6.course import CLASSIFICATION, LOG_LIKELIHOOD, SAMPLE, TEMPERATURE_SCALE
 from autograder.q6.course import OLDER_LAYOUTS, PACKAGE_EXPORTS  # noqa: F401 - read by the worker
 from autograder.q6.models import ModelCache

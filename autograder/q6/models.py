@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from autograder.errors import CheckpointError, ConfigError
-from autograder.heap import return_freed_memory
+from autograder.sandbox.heap import return_freed_memory
 from autograder.q6.model import DESIGNED_SHAPE, GPT2, Exact, GPT2Config, load_state_dict_hf, to_hf_state_dict
 from autograder.q6.synthetic import synthetic_gpt2
 

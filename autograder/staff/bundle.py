@@ -28,8 +28,8 @@ from autograder.errors import BuildError
 STAFF_FILES = ("setup.sh", "run_autograder", "requirements.txt")
 STAFF_DIRS = ("autograder", "reference_solution", "tests_hidden")
 STUDENT_FILES = ("setup.sh", "requirements.txt")
-STAFF_ONLY_MODULES = ("build.py", "bundle.py", "regrade.py", "export.py", "parallel.py", "audit.py",
-                      "corpus.py")  # not shipped to students
+STAFF_ONLY_MODULES = tuple(f"staff/{m}.py" for m in ("build", "bundle", "regrade", "export", "parallel", "audit",
+                                                     "corpus"))  # not shipped to students
 PUBLIC_TESTS = ("test_public.py",)
 PACKAGING = Path("packaging") / "student"   # the student bundle's check script and README
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)           # fixed timestamps: the same tree gives the same zip

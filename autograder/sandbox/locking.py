@@ -1,9 +1,9 @@
 """Locking a harness tree: other users keep the traverse bit and nothing else (``.venv`` aside).
 
-Gradescope's image is locked by ``setup.sh`` and at every grade (``autograder.isolation``); a
-developer's checkout only on request (``python -m autograder.isolation lock|unlock [DIR]``).
+Gradescope's image is locked by ``setup.sh`` and at every grade (``autograder.sandbox.isolation``); a
+developer's checkout only on request (``python -m autograder.sandbox.isolation lock|unlock [DIR]``).
 Student workers no longer depend on it: they see a private view of the file system
-(``autograder.mounts``) that holds nothing of the tree.
+(``autograder.sandbox.mounts``) that holds nothing of the tree.
 """
 from __future__ import annotations
 

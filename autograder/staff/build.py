@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from autograder.bundle import Stage, stage_autograder, stage_student, write_zip
+from autograder.staff.bundle import Stage, stage_autograder, stage_student, write_zip
 from autograder.checker import ANSWERS_NAME
 from autograder.config import HARNESS_ROOT, load_assignment
 from autograder.container import NEEDS, TIERS, advice, mode_of, tier_for

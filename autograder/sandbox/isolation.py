@@ -5,12 +5,12 @@ users ``ag-worker-0`` ... that ``setup.sh`` creates, exclusively (a lock file pe
 grades on one machine never share a user.  Student workers run as that user in their own
 scratch folder; the modules a worker needs are copied into a root-owned, world-readable
 *runtime* folder.  Each student worker sees a private view of the file system
-(``autograder.view``) holding that runtime, the Python environment, the model files and its
+(``autograder.sandbox.view``) holding that runtime, the Python environment, the model files and its
 scratch folder, and nothing of the harness tree, the run's other folders or other submissions;
 without root it builds the view in a user namespace.  Where the machine can build no view,
 grading refuses unless ``unsafe`` (on Gradescope the locked tree stands in for it).  On
 Gradescope the tree, the submission and the results folder are also locked at every grade
-(``autograder.locking``; elsewhere only on request: ``python -m autograder.isolation lock DIR``).
+(``autograder.sandbox.locking``; elsewhere only on request: ``python -m autograder.sandbox.isolation lock DIR``).
 
 Without root nothing can switch users: the harness says which protections are off.
 """
@@ -27,17 +27,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import reaper, view
-from autograder.confine import Confinement, net_namespace
+from autograder.sandbox import reaper, view
+from autograder.sandbox.confine import Confinement, net_namespace
 from autograder.errors import AutograderError, UnprotectedError
-from autograder.forkserver import ForkServer, PreForked
-from autograder.identity import Identity, acquire_identity, try_identity, worker_users  # noqa: F401 - re-exported
-from autograder.locking import lock_tree, tree_locked, unlock_tree  # noqa: F401 - re-exported
+from autograder.sandbox.forkserver import ForkServer, PreForked
+from autograder.sandbox.identity import Identity, acquire_identity, try_identity, worker_users  # noqa: F401 - re-exported
+from autograder.sandbox.locking import lock_tree, tree_locked, unlock_tree  # noqa: F401 - re-exported
 
-HARNESS_ROOT = Path(__file__).resolve().parent.parent
+HARNESS_ROOT = Path(__file__).resolve().parents[2]
 GRADESCOPE = Path("/autograder")
 # Modules are found from these by following their ``autograder`` imports; data files are listed.
-RUNTIME_ENTRY = ("autograder.worker", "autograder.forkserver")
+RUNTIME_ENTRY = ("autograder.sandbox.worker", "autograder.sandbox.forkserver")
 RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
 MARKER_VAR = "AUTOGRADER_WORKER"
 STORE_VAR = "AUTOGRADER_STORE"     # the folder of shared read-only files, in a worker's environment
@@ -192,7 +192,7 @@ class Isolation:
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
     closed: Path | None = None          # what kept workers from running as the worker user
     server: ForkServer | None = None    # forks this run's workers (started with the run)
-    shared_torch: bool = False          # the server was forked before the harness (autograder.prefork)
+    shared_torch: bool = False          # the server was forked before the harness (autograder.sandbox.prefork)
     finished: bool = False
     view: dict | None = None            # the plan of student workers' private view (None: no view)
     view_problem: str | None = None     # why this machine could not build that view
@@ -372,7 +372,7 @@ class Isolation:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.isolation", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m autograder.sandbox.isolation", description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=("lock", "unlock", "status", "traverse"))
     parser.add_argument("root", nargs="?", type=Path, default=HARNESS_ROOT)
     parser.add_argument("--grant", action="store_true", help="traverse: add o+x where it is missing")

@@ -20,8 +20,8 @@ from typing import Iterator
 from autograder.config import Assignment, load_assignment
 from autograder.context import ReferenceCache
 from autograder.errors import UsageError
-from autograder.export import ExportedSubmission
-from autograder.parallel import DIED, run_jobs
+from autograder.staff.export import ExportedSubmission
+from autograder.staff.parallel import DIED, run_jobs
 from autograder.provenance import harness_digest
 
 _CACHE = ReferenceCache()   # per process: the reference's answers do not depend on the submission
