@@ -94,7 +94,7 @@ def _grade(args: argparse.Namespace, started: float) -> int:
         return 0
     book = None
     if args.save_answers:
-        from autograder.checker import AnswerBook
+        from autograder.student_check import AnswerBook
 
         book = AnswerBook(strict=False)
     progress = None
@@ -176,7 +176,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from autograder.checker import AnswerBook, check
+    from autograder.student_check import AnswerBook, check
     from autograder.config import HARNESS_ROOT, load_assignment
 
     folder = Path(args.folder) if args.folder else (HARNESS_ROOT / "submission" if (HARNESS_ROOT / "submission").is_dir()
@@ -269,7 +269,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from autograder.checkpoint import ensure_all
+    from autograder.q6.checkpoint_files import ensure_all
     from autograder.config import load_assignment
 
     done = ensure_all(load_assignment(Path(args.assignment) if args.assignment else None),

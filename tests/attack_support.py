@@ -58,7 +58,7 @@ def secret_lines(*extra: Path) -> set[str]:
     public = {line.strip() for path in [*TEMPLATE.glob("*.py"), *ATTACKS.rglob("*.py")]
               for line in path.read_text().splitlines()}
     secrets = [*(ROOT / "reference_solution").glob("*.py"), *(ROOT / "tests_hidden").glob("*"),
-               ROOT / "autograder/q6/checks.py", ROOT / "autograder/q6/data/natural_test.txt", *extra]
+               ROOT / "autograder/q6/judge.py", ROOT / "autograder/q6/data/natural_test.txt", *extra]
     return {line.strip() for path in secrets if path.is_file() for line in path.read_text().splitlines()
             if len(line.strip()) >= 12 and line.strip() not in public}
 

@@ -12,11 +12,11 @@ import pytest
 
 from autograder.staff.build import build
 from autograder.staff.bundle import Stage, unpack, write_zip
-from autograder.checkpoint import checkpoint_specs, ensure
+from autograder.q6.checkpoint_files import checkpoint_specs, ensure
 from autograder.config import load_assignment
 from autograder.errors import BuildError, CheckpointError
 from autograder.q6.model import GPT2Config
-from autograder.q6.models import save_checkpoint
+from autograder.q6.grading_models import save_checkpoint
 from autograder.q6.synthetic import synthetic_gpt2
 from conftest import REFERENCE, ROOT, TEMPLATE
 from workflow_support import HALVED_LIKELIHOOD, built_dist, tiny_config, tiny_course

@@ -29,7 +29,7 @@ def test_the_worker_runtime_holds_what_workers_import_and_nothing_else():
     for needed in ("autograder/sandbox/worker.py", "autograder/sandbox/protocol.py", "autograder/q6/drivers.py",
                    "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/data/natural_train.txt"):
         assert needed in files
-    for secret in ("checks.py", "laws.py", "snippets.py", "runner.py", "testing.py", "stats.py",
+    for secret in ("judge.py", "laws.py", "snippets.py", "runner.py", "testing.py", "stats.py",
                    "natural_test.txt", "tests_hidden", "reference_solution", ".cache"):
         assert not any(secret in f for f in files), secret
 

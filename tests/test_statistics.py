@@ -12,7 +12,7 @@ from autograder.q6 import power
 from autograder.q6.designed import VOCAB, ProfileLaw, profile_probs
 from autograder.q6.history import decode
 from autograder.q6.model import GPT2
-from autograder.q6.models import build_model, model_config
+from autograder.q6.grading_models import build_model, model_config
 
 PROFILE40 = {"kind": "profile", "salt": 11, "top_k": 40, "head": 0.7, "spread": 1.0, "beyond": 0.3}
 

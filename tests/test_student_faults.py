@@ -278,7 +278,7 @@ def test_a_student_mistake_fails_its_tests_with_the_file_and_the_fix(fault, subm
 
 @pytest.mark.slow
 def test_a_fault_of_a_driver_before_the_student_call_is_an_autograder_error(monkeypatch, submission_from):
-    from autograder.q6 import checks
+    from autograder.q6 import judge
 
     def shape_of_a_malformed_request(t, sc, models):
         t.student("sample", {"prompts": []})  # no model named: drive_sample fails before calling sample()

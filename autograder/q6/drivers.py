@@ -23,7 +23,7 @@ from autograder.errors import InvalidReturn
 from autograder.sandbox.isolation import STORE_VAR
 from autograder.q6.course import CLASSIFICATION, LOG_LIKELIHOOD, SAMPLE, TEMPERATURE_SCALE
 from autograder.q6.course import OLDER_LAYOUTS, PACKAGE_EXPORTS  # noqa: F401 - read by the worker
-from autograder.q6.models import ModelCache
+from autograder.q6.grading_models import ModelCache
 
 
 class WorkerContext:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.errors import ConfigError
-from autograder.q6 import checks
-from autograder.q6.models import ModelCache
+from autograder.q6 import judge
+from autograder.q6.grading_models import ModelCache
 from autograder.q6.tokenizer import GPT2Tokenizer
 from autograder.testing import GradedTestCase
 
@@ -43,8 +43,8 @@ class Q6TestCase(GradedTestCase):
         return texts, [label for _, label in pairs]
 
     def check_sample_shape(self) -> None:
-        sc = checks.SamplerScenario(**self.spec.params["sampler"])
-        self.report(checks.sample_shape(self, sc, self.models))
+        sc = judge.SamplerScenario(**self.spec.params["sampler"])
+        self.report(judge.sample_shape(self, sc, self.models))
 
     def check_params(self) -> None:
         """Run every check this test's params ask for; the first failure fails the test."""
@@ -52,17 +52,17 @@ class Q6TestCase(GradedTestCase):
         if not p:
             raise ConfigError(f"test {self.spec.id} has no params in the assignment config")
         if "direct" in p:
-            self.report(checks.temperature_law(self, models=self.models, **p["direct"]))
+            self.report(judge.temperature_law(self, models=self.models, **p["direct"]))
         if "sampler" in p:
-            self.report(checks.sampler_law(self, checks.SamplerScenario(**p["sampler"]), self.models))
+            self.report(judge.sampler_law(self, judge.SamplerScenario(**p["sampler"]), self.models))
         texts = labels = None
         if "lengths" in p:
             texts = self.random_texts(list(p["lengths"]))
         if "snippets" in p:
             texts, labels = self.snippets(*p["snippets"])
         if texts is not None and self.spec.module == "likelihood":
-            self.report(checks.log_likelihood_values(self, p["model"], texts, self.models))
+            self.report(judge.log_likelihood_values(self, p["model"], texts, self.models))
         if texts is not None and self.spec.module == "classifier":
-            self.report(checks.classification_labels(self, p["model"], texts, labels))
+            self.report(judge.classification_labels(self, p["model"], texts, labels))
             if "course" in self.ctx.assignment.models:
-                self.report(checks.classification_labels(self, "course", texts, labels))
+                self.report(judge.classification_labels(self, "course", texts, labels))

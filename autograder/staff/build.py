@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.staff.bundle import Stage, stage_autograder, stage_student, write_zip
-from autograder.checker import ANSWERS_NAME
+from autograder.student_check import ANSWERS_NAME
 from autograder.config import HARNESS_ROOT, load_assignment
 from autograder.container import NEEDS, TIERS, advice, mode_of, tier_for
 from autograder.errors import BuildError

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from autograder.checkpoint import checkpoint_specs, verify
+from autograder.q6.checkpoint_files import checkpoint_specs, verify
 from autograder.config import load_assignment
 from autograder.errors import BuildError
 

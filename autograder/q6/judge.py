@@ -14,7 +14,7 @@ import torch
 
 from autograder import stats
 from autograder.q6 import laws
-from autograder.q6.models import ModelCache, model_config
+from autograder.q6.grading_models import ModelCache, model_config
 from autograder.q6.power import reference_law, sampler_power
 from autograder.testing import GradedTestCase, Outcome
 
