@@ -152,8 +152,7 @@ def _over_daily_cap(metadata: Path, args: argparse.Namespace, results_path: Path
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from autograder.staff.rerun import rerun
-
+    rerun = _staff_module("rerun").rerun
     _protection(args)
     run = rerun(Path(args.submission), args.test, args.seed, Path(args.assignment) if args.assignment else None,
                 unsafe=args.unsafe)

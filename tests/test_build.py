@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from autograder.staff.build import build
-from autograder.staff.bundle import Stage, unpack, write_zip
+from autograder.staff.bundle import Stage, stage_autograder, stage_student, unpack, write_zip
 from autograder.q6.checkpoint_files import checkpoint_specs, ensure
 from autograder.config import load_assignment
 from autograder.errors import BuildError, CheckpointError
@@ -86,9 +86,7 @@ def test_student_zip_holds_no_hidden_test_and_no_reference_code():
     assert {"check", "setup.sh", "README.md", "submission/sample.py", "tests_public/test_public.py",
             "tests_public/assignment.yml", "autograder/sandbox/worker.py"} <= set(texts)
     assert not any("hidden" in name or "reference" in name.replace("reference_answers", "") for name in texts)
-    assert not any(name.startswith("autograder/") and name.rsplit("/", 1)[-1] in
-                   ("build.py", "bundle.py", "regrade.py", "export.py", "parallel.py", "audit.py", "corpus.py")
-                   for name in texts)
+    assert not [name for name in texts if name.startswith("autograder/staff/")]
     for name in ("sample.py", "likelihood.py", "classifier.py"):
         assert texts[f"submission/{name}"] == (TEMPLATE / name).read_text()
         template = (TEMPLATE / name).read_text().splitlines()
@@ -111,6 +109,17 @@ def load_assignment_from_text(text: str) -> list[str]:
     import yaml
 
     return [t["id"] for t in yaml.safe_load(text)["tests"]]
+
+
+def test_student_stage_leaves_out_every_staff_module(tmp_path):
+    staff, _ = stage_autograder(ROOT, tmp_path / "autograder")
+    student = stage_student(ROOT, tmp_path / "student", staff)
+    staff_modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "autograder" / "staff").glob("*.py"))
+    assert "autograder/staff/rerun.py" in staff_modules
+    assert all((staff.root / rel).is_file() for rel in staff_modules)
+    shipped = sorted(p.relative_to(student.root).as_posix() for p in student.root.rglob("*.py"))
+    assert "autograder/cli.py" in shipped and "autograder/sandbox/worker.py" in shipped
+    assert not [rel for rel in shipped if rel.startswith("autograder/staff")]
 
 
 def test_zips_are_reproducible_and_keep_modes(tmp_path):
