@@ -12,6 +12,7 @@ from pathlib import Path
 
 from autograder import __version__
 from autograder.errors import AutograderError, GradingStopped
+from autograder.paths import GRADESCOPE
 from autograder.results import GradingResults
 
 STOPPED = 124  # the exit status of a grade stopped from outside (run_autograder's watchdog), as timeout(1)
@@ -19,7 +20,7 @@ STOPPED = 124  # the exit status of a grade stopped from outside (run_autograder
 
 def gradescope_root() -> Path:
     """``/autograder`` on Gradescope.  ``AUTOGRADER_ROOT`` moves it, for tests only."""
-    return Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    return Path(os.environ.get("AUTOGRADER_ROOT", GRADESCOPE))
 
 
 
@@ -176,7 +177,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from autograder.student_check import AnswerBook, check
-    from autograder.config import HARNESS_ROOT, load_assignment
+    from autograder.config import load_assignment
+    from autograder.paths import HARNESS_ROOT
 
     folder = Path(args.folder) if args.folder else (HARNESS_ROOT / "submission" if (HARNESS_ROOT / "submission").is_dir()
                                                     else Path.cwd())
@@ -279,7 +281,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 def cmd_warm(args: argparse.Namespace) -> int:
     """Grade the reference solution once, so the reference's answers are on disk before any grade."""
-    from autograder.context import REFERENCE_DIR
+    from autograder.paths import REFERENCE_DIR
     from autograder.runner import grade
 
     results, log = grade(REFERENCE_DIR, assignment=Path(args.assignment) if args.assignment else None,
@@ -290,6 +292,14 @@ def cmd_warm(args: argparse.Namespace) -> int:
         raise AutograderError(f"the reference solution lost points on {lost}: fix the harness or the reference "
                               "before grading students")
     print(f"reference answers cached in .cache/reference/ ({results.execution_time:.0f} s)")
+    return 0
+
+
+def cmd_isolation(args: argparse.Namespace) -> int:
+    from autograder.paths import HARNESS_ROOT
+    from autograder.sandbox.locking import tree_action
+
+    print("\n".join(tree_action(args.action, Path(args.root) if args.root else HARNESS_ROOT, args.grant)))
     return 0
 
 
@@ -367,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--from", dest="source", help="copy this file into place instead of fetching it")
     k.add_argument("--assignment", help=config_help)
     k.set_defaults(func=cmd_checkpoint)
+
+    i = sub.add_parser("isolation", help="lock or unlock a harness tree, or check its venv's traverse bits (setup.sh)")
+    i.add_argument("action", choices=("lock", "unlock", "status", "traverse"))
+    i.add_argument("root", nargs="?", help="the harness tree (default: this one)")
+    i.add_argument("--grant", action="store_true", help="traverse: add o+x where it is missing")
+    i.set_defaults(func=cmd_isolation)
     return parser
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from autograder.errors import ConfigError
+from autograder.paths import HARNESS_ROOT
 from autograder.results import VISIBILITIES
 
-HARNESS_ROOT = Path(__file__).resolve().parent.parent
 # Staff tree and autograder.zip: tests_hidden/.  The student bundle has only tests_public/.
 DEFAULT_CONFIG = next((HARNESS_ROOT / d / "assignment.yml" for d in ("tests_hidden", "tests_public")
                        if (HARNESS_ROOT / d / "assignment.yml").is_file()), HARNESS_ROOT / "tests_hidden" / "assignment.yml")

@@ -12,14 +12,13 @@ from autograder.sandbox import protocol
 from autograder.budget import Budget
 from autograder.config import Assignment, derive_seed
 from autograder.container import Container
+from autograder.paths import REFERENCE_CACHE_DIR, REFERENCE_DIR
 from autograder.errors import AutograderError, BudgetTimeout, MissingFile, StudentError
 from autograder.sandbox.forkserver import PreForked
 from autograder.sandbox.isolation import Isolation
 from autograder.provenance import harness_digest
 from autograder.sandbox.handle import STUDENT_FILES, Limits, WorkerHandle
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
-REFERENCE_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "reference"
 DEFAULT_LIMITS = Limits()
 
 

@@ -23,14 +23,15 @@ from typing import Callable
 import torch
 from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, JSONTestRunner
 
-from autograder.sandbox import isolation
 from autograder.budget import Budget
 from autograder.config import DEFAULT_CONFIG, Assignment, TestSpec, load_assignment
 from autograder.container import startup_lines
 from autograder.context import GradingContext, ReferenceCache
 from autograder.discovery import Discovery, discover
 from autograder.errors import AutograderError, ContainerOutOfMemory, StudentError
+from autograder.paths import on_gradescope
 from autograder.sandbox.forkserver import PreForked
+from autograder.sandbox.locking import prepare_gradescope
 from autograder.sandbox.heap import map_large_blocks
 from autograder.provenance import grader_info, rerun_command
 from autograder.results import GradingResults, TestResult
@@ -233,8 +234,8 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
     map_large_blocks()  # a 1024-token exact check frees 26 MB chunks: they must not pin the heap
     try:
-        if lock_gradescope and os.geteuid() == 0 and isolation.on_gradescope():
-            log += isolation.prepare_gradescope()  # lock the tree and results folder before any student code
+        if lock_gradescope and os.geteuid() == 0 and on_gradescope():
+            log += prepare_gradescope()  # lock the tree and results folder before any student code
         if not isinstance(assignment, Assignment):
             assignment = load_assignment(assignment, seed=seed)
         budget = Budget(assignment.time_budget if time_budget is None else time_budget, started=started)

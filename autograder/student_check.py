@@ -10,7 +10,8 @@ from pathlib import Path
 
 from autograder.sandbox import protocol
 from autograder.config import DEFAULT_CONFIG, Assignment, load_assignment
-from autograder.context import REFERENCE_DIR, ReferenceCache
+from autograder.context import ReferenceCache
+from autograder.paths import REFERENCE_DIR
 from autograder.errors import ConfigError, ProtocolError
 from autograder.results import GradingResults
 

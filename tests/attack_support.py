@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from autograder import context
-from autograder.sandbox import isolation, reaper
+from autograder.sandbox import identity, locking, reaper
 from autograder.runner import grade
 from conftest import ROOT, TEMPLATE, FIXTURES, strict_json
 
@@ -140,7 +140,7 @@ class LockedTree:
             else:
                 shutil.copy2(src, self.root / part)
         (self.root / ".venv").symlink_to((ROOT / ".venv").resolve(), target_is_directory=True)
-        isolation.lock_tree(self.root)
+        locking.lock_tree(self.root)
         self.results_dir = open_dir(prefix="ag-results-")
         self.results_dir.chmod(0o755)   # as readable as Gradescope's, but not writable by others
 
@@ -177,19 +177,19 @@ class LockedTree:
         return check_results_file(results), proc.stdout, results
 
     def close(self) -> None:
-        isolation.unlock_tree(self.root)
+        locking.unlock_tree(self.root)
         shutil.rmtree(self.base, ignore_errors=True)
         shutil.rmtree(self.results_dir, ignore_errors=True)
 
 
 def worker_uids() -> set[int]:
-    return {u.pw_uid for u in isolation.worker_users()}
+    return {u.pw_uid for u in identity.worker_users()}
 
 
 def machine_leftovers() -> list[str]:
     """Live processes of the idle worker users and files they own where anyone can write (users
     another grading run on this machine holds right now are skipped: their workers are legitimate)."""
-    held = [i for i in (isolation.try_identity(u) for u in isolation.worker_users()) if i is not None]
+    held = [i for i in (identity.try_identity(u) for u in identity.worker_users()) if i is not None]
     try:
         return _leftovers_of({i.uid for i in held})
     finally:

@@ -13,7 +13,8 @@ import json
 import pytest
 
 from autograder.config import load_assignment
-from autograder.context import REFERENCE_CACHE_DIR, ReferenceCache
+from autograder.context import ReferenceCache
+from autograder.paths import REFERENCE_CACHE_DIR
 from autograder.staff.corpus import expectation_problems, load_corpus
 from autograder.runner import grade
 

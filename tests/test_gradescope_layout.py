@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.sandbox import isolation
+from autograder.sandbox import access
 from autograder.staff.bundle import unpack
 from autograder.provenance import harness_digest
 from conftest import REFERENCE, TEMPLATE, strict_json
@@ -148,7 +148,7 @@ def test_student_bundle_checks_the_template_with_the_same_messages(gradescope, t
     student = unpack(dist / "student.zip", tmp_path / "student")
     os.symlink(gradescope.tree / "source" / ".venv", student / ".venv")  # what its ./setup.sh would create
     venv = student / ".venv"  # ... and, as root, the traverse bits setup.sh grants the worker users
-    for parent in isolation.missing_traverse([venv / "bin" / "python", venv / "lib"]):
+    for parent in access.missing_traverse([venv / "bin" / "python", venv / "lib"]):
         parent.chmod(os.stat(parent).st_mode | 0o001)
     proc = subprocess.run([str(student / "check")], cwd=student, capture_output=True, text=True, timeout=600,
                           env=gradescope.env)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autograder import cli
-from autograder.sandbox import isolation, view
+from autograder.sandbox import identity, view
 from autograder.config import load_assignment
 from autograder.sandbox.confine import Confinement
 from autograder.context import GradingContext, present_files
@@ -18,7 +18,7 @@ from attack_support import leaks, secret_lines
 from conftest import REFERENCE, ROOT, TEMPLATE
 from workflow_support import tiny_config
 
-ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not isolation.worker_users(),
+ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not identity.worker_users(),
                                      reason="needs root and the ag-worker users of ./setup.sh")
 NO_NAMESPACES = "unshare(CLONE_NEWNS): Operation not permitted"
 
@@ -94,7 +94,7 @@ def test_staff_commands_refuse_and_say_why(monkeypatch, capsys, tmp_path, comman
     monkeypatch.setattr(view, "machine_problem", lambda *args: NO_NAMESPACES)
     (tmp_path / "submission_metadata.yml").write_text("{}\n")
     argv = [a.format(sub=REFERENCE, tmp=tmp_path) for a in command]
-    if os.geteuid() == 0 and not isolation.worker_users():
+    if os.geteuid() == 0 and not identity.worker_users():
         pytest.skip("no worker users: the refusal names them instead")
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -114,7 +114,7 @@ def test_unsafe_grades_anyway_and_the_log_says_so(monkeypatch, capsys, tmp_path)
     out = capsys.readouterr()
     assert "autograder: warning: cannot hide the harness tree" in out.err
     assert "Total: 2 / 2" in out.out
-    if os.geteuid() == 0 and isolation.worker_users():
+    if os.geteuid() == 0 and identity.worker_users():
         assert "protections off: files: cannot hide the harness tree" in out.out and "(graded with --unsafe)" in out.out
 
 

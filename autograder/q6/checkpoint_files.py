@@ -16,7 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.config import HARNESS_ROOT, Assignment
+from autograder.config import Assignment
+from autograder.paths import HARNESS_ROOT
 from autograder.errors import CheckpointError
 from autograder.q6.grading_models import sha256_of
 

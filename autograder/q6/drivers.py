@@ -20,10 +20,12 @@ import torch
 
 from autograder.sandbox.calls import Expected, call_student
 from autograder.errors import InvalidReturn
-from autograder.sandbox.isolation import STORE_VAR
+from autograder.sandbox.worker import STORE_VAR
 from autograder.q6.course import CLASSIFICATION, LOG_LIKELIHOOD, SAMPLE, TEMPERATURE_SCALE
 from autograder.q6.course import OLDER_LAYOUTS, PACKAGE_EXPORTS  # noqa: F401 - read by the worker
 from autograder.q6.grading_models import ModelCache
+
+RUNTIME_DATA = ("data/natural_train.txt",)  # what workers read besides modules (relative to this package)
 
 
 class WorkerContext:

@@ -1,7 +1,7 @@
 """Locking a harness tree: other users keep the traverse bit and nothing else (``.venv`` aside).
 
-Gradescope's image is locked by ``setup.sh`` and at every grade (``autograder.sandbox.isolation``); a
-developer's checkout only on request (``python -m autograder.sandbox.isolation lock|unlock [DIR]``).
+Gradescope's image is locked by ``setup.sh`` and at every grade (``prepare_gradescope``); a
+developer's checkout only on request (``python -m autograder isolation lock|unlock [DIR]``).
 Student workers no longer depend on it: they see a private view of the file system
 (``autograder.sandbox.mounts``) that holds nothing of the tree.
 """
@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from autograder.paths import GRADESCOPE, HARNESS_ROOT
+from autograder.sandbox.access import checkpoints_of, venv_traverse
+from autograder.sandbox.identity import worker_users
 
 PROTECTED = ("tests_hidden", "reference_solution", "autograder")   # what "locked" is checked on
 
@@ -51,3 +55,37 @@ def unlock_tree(root: Path) -> None:
 
 def tree_locked(root: Path) -> bool:
     return all(not (root / p).exists() or os.lstat(root / p).st_mode & 0o005 == 0 for p in PROTECTED)
+
+
+def checkpoint_paths() -> tuple[Path, ...]:
+    """Checkpoint files named by the assignment: workers read them, so a lock leaves them readable."""
+    from autograder.config import load_assignment
+
+    return tuple((p if p.is_absolute() else HARNESS_ROOT / p).resolve() for p in checkpoints_of(load_assignment().models))
+
+
+def prepare_gradescope() -> list[str]:
+    """Lock the tree, the submission and the results folder; root on Gradescope only."""
+    lock_tree(HARNESS_ROOT, checkpoint_paths())
+    for path, mode in ((GRADESCOPE / "results", 0o700), (GRADESCOPE / "submission", 0o700),
+                       (GRADESCOPE / "submission_metadata.json", 0o600)):
+        if path.exists() and not path.is_symlink():
+            path.chmod(mode)
+    GRADESCOPE.chmod(0o711)
+    return ["isolation: locked /autograder/source, /autograder/submission and /autograder/results"]
+
+
+def tree_action(action: str, root: Path = HARNESS_ROOT, grant: bool = False) -> list[str]:
+    """``autograder isolation ACTION [ROOT]``: lock or unlock a tree, or list (``grant``: add) the
+    traverse bits its venv lacks; then one line of status (worker users, locked or not)."""
+    lines = []
+    if action == "lock":
+        lock_tree(root, checkpoint_paths() if root.resolve() == HARNESS_ROOT else ())
+    elif action == "unlock":
+        unlock_tree(root)
+    elif action == "traverse":
+        lines += venv_traverse(root, grant)
+    users = [u.pw_name for u in worker_users()]
+    lines.append(f"{action}: {root}: worker users {users or 'none'}; "
+                 f"tree {'locked' if tree_locked(root) else 'not locked'}")
+    return lines

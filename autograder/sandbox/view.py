@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.errors import UnprotectedError
+from autograder.paths import HARNESS_ROOT, on_gradescope
 from autograder.sandbox.mounts import SYSTEM_DIRS
 
 PROBE_SECONDS = 30.0
@@ -147,15 +148,16 @@ def machine_problem(harness_root: Path, uid: int | None = None, gid: int | None 
 def check_here(unsafe: bool) -> str | None:
     """Before a staff command grades: raise UnprotectedError where student code could read the
     harness's files here, unless ``unsafe``; then return what it could read (None: nothing)."""
-    from autograder.sandbox import isolation
+    from autograder.sandbox.access import closed_to_workers
+    from autograder.sandbox.identity import worker_users
 
     privileged = os.geteuid() == 0
-    users = isolation.worker_users() if privileged else []
-    closed = isolation.closed_to_workers() if users else None
+    users = worker_users() if privileged else []
+    closed = closed_to_workers() if users else None
     worker_user = bool(users) and closed is None
-    problem = machine_problem(isolation.HARNESS_ROOT) if worker_user or not privileged else None
+    problem = machine_problem(HARNESS_ROOT) if worker_user or not privileged else None
     exposed = exposure(privileged, worker_user, closed, problem,
-                       gradescope_locked=privileged and isolation.on_gradescope())  # grade locks it first
+                       gradescope_locked=privileged and on_gradescope())  # grade locks it first
     if exposed is not None and not unsafe:
         raise UnprotectedError(refusal(exposed))
     return exposed

@@ -21,6 +21,7 @@ from autograder.sandbox.heap import return_freed_memory
 from autograder.sandbox.import_hints import import_hint
 
 REQUEST_LIMIT = 64 * 1024 * 1024
+STORE_VAR = "AUTOGRADER_STORE"  # names, in a worker's environment, the folder of shared read-only files
 
 
 def student_traceback(exc: BaseException, package_dir: Path) -> str:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.config import Assignment, derive_seed
-from autograder.context import REFERENCE_CACHE_DIR, ReferenceCache
+from autograder.context import ReferenceCache
+from autograder.paths import REFERENCE_CACHE_DIR
 from autograder.staff.corpus import Corpus, Entry, expectation_problems, graded_tests, lost, part_of
 from autograder.errors import UsageError
 from autograder.staff.parallel import DIED, run_jobs

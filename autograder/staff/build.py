@@ -20,7 +20,8 @@ from typing import Callable
 
 from autograder.staff.bundle import Stage, stage_autograder, stage_student, write_zip
 from autograder.student_check import ANSWERS_NAME
-from autograder.config import HARNESS_ROOT, load_assignment
+from autograder.config import load_assignment
+from autograder.paths import HARNESS_ROOT
 from autograder.container import NEEDS, TIERS, advice, mode_of, tier_for
 from autograder.errors import BuildError
 from autograder.provenance import harness_digest

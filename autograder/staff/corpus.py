@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from autograder.config import HARNESS_ROOT, Assignment
+from autograder.config import Assignment
+from autograder.paths import HARNESS_ROOT, REFERENCE_DIR
 from autograder.errors import ConfigError, UsageError
 
 DEFAULT_MANIFEST = HARNESS_ROOT / "tests" / "fixtures" / "corpus" / "manifest.yml"
@@ -106,7 +107,7 @@ def load_corpus(path: Path | str | None = None) -> Corpus:
     folder = path.parent
     runs = {str(name): _strings(modules, str(path), f"runs[{name}]") for name, modules in data["runs"].items()}
     parts = _strings(data.get("parts"), str(path), "parts")
-    reference = (folder / data["reference"]).resolve() if data.get("reference") else HARNESS_ROOT / "reference_solution"
+    reference = (folder / data["reference"]).resolve() if data.get("reference") else REFERENCE_DIR
     entries = tuple(_entry(item, path, runs, parts) for item in data["entries"])
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
