@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,11 @@ class Assignment:
     lanes: int = 2                  # workers per file a spread call is split over; fixed, so scores never
                                     # depend on the machine's core count
     time_budget: float = DEFAULT_TIME_BUDGET  # seconds the whole grade may take (autograder.budget)
+
+    @property
+    def student_files(self) -> tuple[str, ...]:
+        """The files a submission is made of, as the assignment's drivers module names them."""
+        return tuple(importlib.import_module(self.drivers).STUDENT_FILES)
 
     def test(self, test_id: str) -> TestSpec:
         for t in self.tests:

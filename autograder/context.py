@@ -17,14 +17,14 @@ from autograder.errors import AutograderError, BudgetTimeout, MissingFile, Stude
 from autograder.sandbox.forkserver import PreForked
 from autograder.sandbox.isolation import Isolation
 from autograder.provenance import harness_digest
-from autograder.sandbox.handle import STUDENT_FILES, Limits, WorkerHandle
+from autograder.sandbox.handle import Limits, WorkerHandle
 
 DEFAULT_LIMITS = Limits()
 
 
-def present_files(directory: Path) -> dict[str, Path]:
-    """The student files found directly in ``directory`` (regular files: a link could point anywhere)."""
-    return {name: directory / name for name in STUDENT_FILES
+def present_files(directory: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    """The student files ``names`` found directly in ``directory`` (regular files: a link could point anywhere)."""
+    return {name: directory / name for name in names
             if (directory / name).is_file() and not (directory / name).is_symlink()}
 
 
@@ -92,7 +92,7 @@ class GradingContext:
         self.budget = budget if budget is not None else Budget(assignment.time_budget)
         self.submission = submission
         self.file_problems = dict(file_problems or {})  # file name -> why it cannot be graded
-        self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
+        self.reference = reference if reference is not None else present_files(REFERENCE_DIR, assignment.student_files)
         self.limits = limits or DEFAULT_LIMITS
         self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache(REFERENCE_CACHE_DIR)
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))

@@ -243,7 +243,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
         if progress is not None:
             progress(provisional(assignment, only, [], Faults(), upload, budget))
         log.extend(startup_lines(assignment.models))
-        with discover(Path(submission_dir)) as found:
+        with discover(Path(submission_dir), assignment.student_files) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
                                 file_problems=found.problems, budget=budget, prefork=prefork, unsafe=unsafe) as ctx:

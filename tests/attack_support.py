@@ -12,12 +12,13 @@ import tempfile
 from pathlib import Path
 
 from autograder import context
+from autograder.config import load_assignment
 from autograder.sandbox import identity, locking, reaper
 from autograder.runner import grade
 from conftest import ROOT, TEMPLATE, FIXTURES, strict_json
 
 ATTACKS = FIXTURES / "attacks"
-STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
+STUDENT_FILES = load_assignment().student_files
 TREE_PARTS = ("autograder", "tests_hidden", "reference_solution", "student_template", "run_autograder",
               "setup.sh", "requirements.txt", "pyproject.toml", "README.md")
 

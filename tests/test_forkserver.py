@@ -28,7 +28,7 @@ def _open_files(pid: int) -> list[str]:
 
 @pytest.fixture
 def context():
-    ctx = GradingContext(load_assignment(), present_files(REFERENCE))
+    ctx = GradingContext(load_assignment(), present_files(REFERENCE, load_assignment().student_files))
     try:
         yield ctx
     finally:
@@ -71,10 +71,10 @@ def test_the_server_log_is_private_to_the_harness(context):
 def test_closing_a_run_twice_changes_nothing(tmp_path):
     before = os.umask(0o022)
     try:
-        first = GradingContext(load_assignment(), present_files(REFERENCE))
+        first = GradingContext(load_assignment(), present_files(REFERENCE, load_assignment().student_files))
         first.close()
         first.close()
-        second = GradingContext(load_assignment(), present_files(REFERENCE))
+        second = GradingContext(load_assignment(), present_files(REFERENCE, load_assignment().student_files))
         try:
             probe = tmp_path / "probe"
             probe.write_text("written while grading")

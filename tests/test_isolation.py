@@ -32,7 +32,7 @@ WORKER_RUNTIME = [
     "autograder/q6/__init__.py", "autograder/q6/course.py", "autograder/q6/data/natural_train.txt",
     "autograder/q6/designed.py", "autograder/q6/drivers.py", "autograder/q6/grading_models.py",
     "autograder/q6/history.py", "autograder/q6/model.py", "autograder/q6/synthetic.py",
-    "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py",
+    "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/vocabulary.py",
     "autograder/sandbox/__init__.py", "autograder/sandbox/calls.py", "autograder/sandbox/confine.py",
     "autograder/sandbox/forkserver.py", "autograder/sandbox/heap.py", "autograder/sandbox/import_hints.py",
     "autograder/sandbox/mounts.py", "autograder/sandbox/protocol.py", "autograder/sandbox/worker.py",

@@ -9,7 +9,8 @@ from scipy import stats as sps
 from autograder import stats
 from autograder.config import load_assignment
 from autograder.q6 import power
-from autograder.q6.designed import VOCAB, ProfileLaw, profile_probs
+from autograder.q6.designed import ProfileLaw, profile_probs
+from autograder.q6.vocabulary import VOCAB_SIZE
 from autograder.q6.history import decode
 from autograder.q6.model import GPT2
 from autograder.q6.grading_models import build_model, model_config
@@ -74,7 +75,7 @@ def test_profile_model_cache_matches_the_full_forward():
         _, past = model(ids[:, :2])
         step, past = model(ids[:, 2:], past=past)
     history = decode(past[0][0])          # (B, T, 3): token, position, token type
-    assert torch.equal(step, full[:, 2:]) and full.shape[-1] == VOCAB
+    assert torch.equal(step, full[:, 2:]) and full.shape[-1] == VOCAB_SIZE
     assert history[0, :, 0].tolist() == ids[0].tolist() and history[0, :, 1].tolist() == list(range(5))
 
 

@@ -45,7 +45,7 @@ def test_the_refusal_says_what_is_missing_what_it_risks_and_the_fix():
 
 @ROOT_WITH_USERS
 def test_a_student_worker_sees_only_its_view_and_the_reference_worker_the_machine():
-    ctx = GradingContext(load_assignment(), present_files(TEMPLATE))
+    ctx = GradingContext(load_assignment(), present_files(TEMPLATE, load_assignment().student_files))
     try:
         student = ctx._worker("student", ctx.submission, "sample")
         reference = ctx._worker("reference", ctx.reference, "sample")

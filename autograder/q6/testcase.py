@@ -13,6 +13,7 @@ from autograder.errors import ConfigError
 from autograder.q6 import judge
 from autograder.q6.grading_models import ModelCache
 from autograder.q6.tokenizer import GPT2Tokenizer
+from autograder.q6.vocabulary import END_OF_TEXT_ID
 from autograder.testing import GradedTestCase
 
 
@@ -32,7 +33,7 @@ class Q6TestCase(GradedTestCase):
     def random_texts(self, lengths: list[int]) -> list[np.ndarray]:
         """Token sequences of the given lengths, drawn from this test's seed."""
         rng = np.random.Generator(np.random.PCG64(self.ctx.seed(self.spec.id, "texts")))
-        return [rng.integers(0, 50256, size=(1, n), dtype=np.int64) for n in lengths]
+        return [rng.integers(0, END_OF_TEXT_ID, size=(1, n), dtype=np.int64) for n in lengths]
 
     def snippets(self, n_random: int, n_natural: int) -> tuple[list[np.ndarray], list[bool]]:
         """Encoded 100-character snippets and their labels (True = random letters)."""

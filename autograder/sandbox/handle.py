@@ -33,7 +33,6 @@ from autograder.errors import (AutograderError, BudgetTimeout, ContainerOutOfMem
 from autograder.sandbox.forkserver import Forked
 from autograder.sandbox.isolation import Isolation
 
-STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
 LIVE_WORKERS: set[int] = set()   # pids of running workers, across grading runs in this process
 RAISED = re.compile(r"(raised |failed to import: )[A-Za-z_][A-Za-z0-9_]{0,60}")  # an exception's name, nothing more
 CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()")  # and CALL_PHRASE's lines
