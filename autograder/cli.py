@@ -195,7 +195,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.results:
         results.write(Path(args.results))
     print(_summary(results, max_lines=40))
-    faults = [t for t in results.tests if t.name.startswith("autograder error")]
+    faults = [t for t in results.harness_faults if t.test_id is None]  # the run's own error tests
     for t in faults:
         print(f"\n{t.name}:\n{t.output}")
     all_passed = all(t.passed for t in results.tests) and not faults

@@ -86,9 +86,10 @@ def fallback(status: str, stderr_tail: str) -> dict:
         "tests": [
             {"name": "autograder error", "score": 0.0, "max_score": 0.0, "status": "failed", "visibility": "visible",
              "output": f"The autograder itself failed ({status}). This is not your fault; "
-                       "course staff have been notified through the grading log."},
+                       "course staff have been notified through the grading log.", "extra_data": {"harness_fault": True}},
             {"name": "autograder error (staff detail)", "score": 0.0, "max_score": 0.0, "status": "failed",
-             "visibility": "hidden", "output": f"{status}\n\nstandard error (end):\n{stderr_tail}"},
+             "visibility": "hidden", "output": f"{status}\n\nstandard error (end):\n{stderr_tail}",
+             "extra_data": {"harness_fault": True}},
         ],
     }
 

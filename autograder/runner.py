@@ -167,27 +167,30 @@ def _assemble(assignment: Assignment, only: frozenset[str] | None, raw: list[dic
         r = by_id.get(spec.id)
         passed = r is not None and r.get("status") == "passed"
         output = (r or {}).get("output", "")
-        if spec.id in faults.by_test or r is None and unfinished is None:
+        fault = spec.id in faults.by_test or r is None and unfinished is None
+        if fault:
             output = faults.feedback.get(spec.id, "autograder error: this test could not be graded; course staff "
                                                   "have the details.")
         elif r is None:
             output = unfinished
-        results.tests.append(_test_result(spec, assignment, upload, passed, output))
+        results.tests.append(_test_result(spec, assignment, upload, passed, output, fault))
     results.spans = dict(faults.spans)
     if faults.by_test:
         detail = "\n\n".join(f"[{k}]\n{v}" for k, v in faults.by_test.items())
         results.tests.append(TestResult(name="autograder error (staff detail)", points=0.0,
-                                        visibility="hidden", output=detail))
+                                        visibility="hidden", output=detail, harness_fault=True))
     return results
 
 
-def _test_result(spec: TestSpec, assignment: Assignment, upload: Path | None, passed: bool, output: str) -> TestResult:
+def _test_result(spec: TestSpec, assignment: Assignment, upload: Path | None, passed: bool, output: str,
+                 fault: bool) -> TestResult:
     return TestResult(
         name=spec.name, points=spec.points, score=spec.points if passed else 0.0, passed=passed,
         output=output.strip(), visibility=spec.visibility, number=spec.number,
         extra_credit=spec.extra_credit, tags=[spec.module + ".py"] + (["extra credit"] if spec.extra_credit else []),
         extra_data={**grader_info(assignment.seed, assignment.digest), "test_id": spec.id,
                     "rerun": rerun_command(upload or "DIR", spec.id, assignment.seed, assignment.source)},
+        test_id=spec.id, harness_fault=fault,
     )
 
 

@@ -15,7 +15,7 @@ from autograder import context
 from autograder.config import load_assignment
 from autograder.sandbox import identity, locking, reaper
 from autograder.runner import grade
-from conftest import ROOT, TEMPLATE, FIXTURES, strict_json
+from conftest import ROOT, TEMPLATE, FIXTURES, result_id, strict_json
 
 ATTACKS = FIXTURES / "attacks"
 STUDENT_FILES = load_assignment().student_files
@@ -96,8 +96,7 @@ def check_results_file(path: Path) -> dict:
 
 def harness_faults(results: dict) -> list[str]:
     """The tests of results.json that report a fault of the harness rather than of the submission."""
-    return [t["name"] for t in results["tests"]
-            if t["name"].startswith("autograder error") or t["output"].startswith("autograder error")]
+    return [t["name"] for t in results["tests"] if (t.get("extra_data") or {}).get("harness_fault")]
 
 
 def isolation_visibilities() -> tuple[str, ...]:
@@ -226,7 +225,7 @@ def outputs(results: dict, visible_only: bool = False) -> str:
 
 
 def by_id(results: dict) -> dict[str, dict]:
-    return {t["name"].split(":", 1)[0]: t for t in results["tests"]}
+    return {result_id(t): t for t in results["tests"]}
 
 
 def dump(results: dict) -> str:

@@ -121,7 +121,7 @@ def test_grading_uses_discovery_and_reports_each_problem(tmp_path):
     zip_folder(files, upload / "ps1.zip")
     put(upload, names=("classifier.py",))  # a second classifier.py beside the zip
     results, log = grade(upload, only=frozenset({"6d-0-basic", "6e-0-basic"}))
-    by_id = {t.name.split(":")[0]: t for t in results.tests}
+    by_id = {t.test_id or t.name: t for t in results.tests}
     assert by_id["6d-0-basic"].passed, by_id["6d-0-basic"].output
     assert not by_id["6e-0-basic"].passed
     assert "ps1.zip: submission/classifier.py" in by_id["6e-0-basic"].output

@@ -80,7 +80,7 @@ def test_a_worker_whose_view_cannot_be_built_runs_nothing(tmp_path):
 def test_grading_refuses_where_student_code_could_read_the_harness(monkeypatch):
     monkeypatch.setattr(view, "run_view", lambda *args: (None, NO_NAMESPACES))
     results, log = grade(REFERENCE, only=frozenset({"6d-0-basic"}))
-    assert results.score == 0 and results.tests[0].name.startswith("autograder error")
+    assert results.score == 0 and results.tests[0].harness_fault
     assert "UnprotectedError: cannot hide the harness tree from student code here" in "\n".join(log)
 
 

@@ -149,7 +149,7 @@ def _entry(item, path: Path, runs: dict, parts: tuple[str, ...]) -> Entry:
 
 def graded_tests(results, ran: frozenset[str]) -> dict:
     """The tests of ``results`` (a GradingResults) among ``ran``, by test id."""
-    return {t.name.split(":", 1)[0]: t for t in results.tests if t.name.split(":", 1)[0] in ran}
+    return {t.test_id: t for t in results.tests if t.test_id in ran}
 
 
 def lost(test) -> bool:
@@ -158,14 +158,13 @@ def lost(test) -> bool:
 
 def _summary(test) -> str:
     output = " ".join(test.output.split())
-    return f"{test.name.split(':', 1)[0]} ({test.score:g}/{test.points:g}): {output[:300] or '(no feedback)'}"
+    return f"{test.test_id or test.name} ({test.score:g}/{test.points:g}): {output[:300] or '(no feedback)'}"
 
 
 def harness_faults(results) -> list:
     """The tests of ``results`` (a GradingResults) that report a fault of the harness: a test that
     could not be graded, or the run's own autograder-error tests.  No submission may cause one."""
-    return [t for t in results.tests
-            if t.name.startswith("autograder error") or t.output.startswith("autograder error")]
+    return results.harness_faults
 
 
 def expectation_problems(entry: Entry, results, ran: frozenset[str]) -> list[str]:
@@ -174,7 +173,7 @@ def expectation_problems(entry: Entry, results, ran: frozenset[str]) -> list[str
     problems = []
     faults = harness_faults(results)
     if faults:
-        shown = [f"{t.name.split(':', 1)[0]}: {' '.join(t.output.split())[:600]}" for t in faults]
+        shown = [f"{t.test_id or t.name}: {' '.join(t.output.split())[:600]}" for t in faults]
         problems.append("the harness faulted: " + " | ".join(shown))
     missing = sorted(ran - set(graded))
     if missing:
