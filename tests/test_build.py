@@ -13,7 +13,7 @@ import pytest
 from autograder.staff.build import build
 from autograder.staff.bundle import Stage, stage_autograder, stage_student, unpack, write_zip
 from autograder.q6.checkpoint_files import checkpoint_specs, ensure
-from autograder.config import load_assignment
+from autograder.config import is_public, load_assignment
 from autograder.errors import BuildError, CheckpointError
 from autograder.q6.model import GPT2Config
 from autograder.q6.grading_models import save_checkpoint
@@ -100,7 +100,7 @@ def test_student_zip_holds_no_hidden_test_and_no_reference_code():
     for path, text in texts.items():
         assert not hidden & stripped_lines(text), f"{path} holds hidden test code: {hidden & stripped_lines(text)}"
     public = load_assignment_from_text(texts["tests_public/assignment.yml"])
-    assert public and all(test_id.endswith("-basic") for test_id in public)
+    assert public and all(is_public(test_id) for test_id in public)
     with zipfile.ZipFile(dist / "student.zip") as zf:
         assert len(zf.read("tests_public/reference_answers.bin")) < 100_000  # the public tests' answers only
 
