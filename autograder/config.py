@@ -12,6 +12,7 @@ import yaml
 from autograder.errors import ConfigError
 from autograder.paths import HARNESS_ROOT
 from autograder.results import VISIBILITIES
+from autograder.stats import bonferroni_share
 
 # Staff tree and autograder.zip: tests_hidden/.  The student bundle has only tests_public/.
 DEFAULT_CONFIG = next((HARNESS_ROOT / d / "assignment.yml" for d in ("tests_hidden", "tests_public")
@@ -87,8 +88,7 @@ class Assignment:
     @property
     def alpha_per_test(self) -> float:
         """Bonferroni share of the error budget for each statistical test."""
-        n = sum(t.statistical for t in self.tests)
-        return self.error_budget / max(n, 1)
+        return bonferroni_share(self.error_budget, sum(t.statistical for t in self.tests))
 
     def model(self, name: str) -> dict:
         if name not in self.models:

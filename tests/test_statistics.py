@@ -48,7 +48,7 @@ def test_ks_rejects_a_greedy_sampler():
 def test_effective_temperature_recovers_a_tempered_sampler():
     rng = np.random.Generator(np.random.PCG64(3))
     p = power.reference_law(PROFILE40, None)
-    q = power.tempered(p, 2.0)
+    q = stats.tempered(p, 2.0)
     drawn = rng.choice(len(p), size=3000, p=q)
     beta = stats.effective_inverse_temperature([np.log(p)] * len(drawn), drawn)
     assert 1 / beta == pytest.approx(2.0, rel=0.1)
@@ -95,6 +95,6 @@ def test_designed_power_is_proven_for_the_configured_draws():
     assert judged == 4
     p = power.reference_law(PROFILE40, None)
     report = power.sampler_power(PROFILE40, None, 2200, 1e-6)
-    simulated = power.simulated_power(p, power.tempered(p, 1.1), 2200, 1e-6, reps=200)
+    simulated = stats.simulated_power(p, stats.tempered(p, 1.1), 2200, 1e-6, reps=200)
     assert simulated >= report.power_hot - 0.03
-    assert power.dkw_power(0.1, 100, 1e-6) == 0.0  # too few draws: no claim
+    assert stats.dkw_power(0.1, 100, 1e-6) == 0.0  # too few draws: no claim

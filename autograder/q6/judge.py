@@ -58,7 +58,7 @@ def _reseeds_itself(spec: dict, sc: SamplerScenario, got: list[np.ndarray], alph
     if sc.runs < 2 or not np.array_equal(got[0], got[1]):
         return None
     law = reference_law(spec, sc.temperature) if spec.get("kind") == "profile" else None
-    if law is None or sc.length * math.log(float(np.sum(law ** 2))) >= math.log(1e-6 * alpha):
+    if law is None or stats.log_repeat_probability(law, sc.length) >= math.log(1e-6 * alpha):
         return None
     return Outcome(False, "sample(): two calls with the same prompt and different seeds drew the same "
                    f"{sc.length} tokens; do not reset the random seed (e.g. torch.manual_seed) or use a fixed "
