@@ -184,3 +184,10 @@ def test_an_interpreter_closed_to_the_worker_users_is_reported_and_refused_on_gr
         assert iso.identity is None and "cannot reach" in "\n".join(iso.report())
     finally:
         iso.close()
+
+
+def test_grade_is_the_front_door_of_the_package():
+    import autograder
+    from autograder.runner import grade
+
+    assert autograder.grade is grade
