@@ -304,7 +304,7 @@ def cmd_isolation(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autograder", description="Grade GPT-2 homework submissions.")
+    parser = argparse.ArgumentParser(prog="autograder", description="Grade homework submissions as Gradescope runs an autograder.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
     config_help = ("assignment config: every test's params, time limit, points, title and visibility "
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rerun", help="regrade one test of one submission and print every detail (staff)")
     r.add_argument("--submission", required=True, help="the submission's folder")
-    r.add_argument("--test", required=True, help="test id, e.g. 6c-2-hidden (see the test's extra_data)")
+    r.add_argument("--test", required=True, help="the test's id, as its extra_data and the assignment config spell it")
     r.add_argument("--seed", type=int, help="the master seed shown in the test's extra_data")
     r.add_argument("--assignment", help=config_help)
     r.add_argument("--unsafe", action="store_true", help=unsafe_help)
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "verdict per entry (staff)")
     a.add_argument("--seeds", type=int, default=1, help="grader seeds: the config's, then seeds derived from it (default 1)")
     a.add_argument("--jobs", type=int, default=1, help="grades run in parallel (default 1)")
-    a.add_argument("--entries", help="regular expression: audit only the entries whose name matches, e.g. 'likelihood_'")
+    a.add_argument("--entries", help="regular expression: audit only the entries whose name matches, e.g. '_bad_'")
     a.add_argument("--output", help="also write the report here (JSON if the name ends in .json, else text)")
     a.add_argument("--corpus", help="the corpus manifest (default: tests/fixtures/corpus/manifest.yml of this harness)")
     a.add_argument("--assignment", help=config_help)

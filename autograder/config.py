@@ -163,7 +163,7 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
             raise ConfigError(f"{where}: timeout = {timeout!r}; give the seconds a worker call may take, e.g. 60")
         params = raw.get("params") or {}
         if not isinstance(params, dict):
-            raise ConfigError(f"{where}: params = {params!r} should be a mapping, e.g. {{model: gpt2, lengths: [10]}}")
+            raise ConfigError(f"{where}: params = {params!r} should be a mapping of the test's inputs, e.g. {{model: NAME}}")
         tests.append(TestSpec(
             id=test_id, title=_require(raw, "title", str, where), points=float(_require(raw, "points", (int, float), where)),
             module=_require(raw, "module", str, where), visibility=visibility,

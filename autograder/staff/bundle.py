@@ -85,7 +85,7 @@ def _stage_checkpoints(stage: Stage, config: Path, checkpoint: Path | None, sour
     for spec in specs:
         if not spec.relative:
             raise BuildError(f"{config}: {spec.describe()} has the absolute path {spec.path}; give it relative to "
-                             "the harness root (e.g. checkpoints/gpt2-pytorch_model.bin) so the build can verify it")
+                             "the harness root (e.g. checkpoints/model.bin) so the build can verify it")
         rel = spec.path.relative_to(stage.root)
         src = checkpoint if checkpoint is not None else source / rel
         if not src.is_file():

@@ -71,7 +71,7 @@ class Corpus:
             regex = re.compile(pattern)
         except re.error as exc:
             raise UsageError(f"--entries {pattern!r} is not a regular expression ({exc}); "
-                             "e.g. 'likelihood_|classifier_'") from None
+                             "e.g. '_ok_|_bad_'") from None
         chosen = [e for e in self.entries if regex.search(e.name)]
         if not chosen:
             raise UsageError(f"--entries {pattern!r} matches no entry of {self.manifest}; names look like "
