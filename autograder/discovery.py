@@ -46,7 +46,7 @@ class Discovery:
 @dataclass(frozen=True)
 class _Candidate:
     name: str                       # which student file this is
-    label: str                      # shown to the student: "submission/sample.py", "hw.zip: src/sample.py"
+    label: str                      # shown to the student: "submission/NAME.py", "hw.zip: src/NAME.py"
     path: Path | None = None        # a file on disk
     archive: Path | None = None     # or a member of this zip
     member: str = ""

@@ -72,7 +72,7 @@ def prepare_gradescope() -> list[str]:
         if path.exists() and not path.is_symlink():
             path.chmod(mode)
     GRADESCOPE.chmod(0o711)
-    return ["isolation: locked /autograder/source, /autograder/submission and /autograder/results"]
+    return [f"isolation: locked {HARNESS_ROOT}, {GRADESCOPE / 'submission'} and {GRADESCOPE / 'results'}"]
 
 
 def tree_action(action: str, root: Path = HARNESS_ROOT, grant: bool = False) -> list[str]:

@@ -2,8 +2,8 @@
 
 Importing torch costs each fresh interpreter ~140 MiB of private memory (its static
 initialisers and Python objects).  Started separately, the harness and the fork server hold it
-twice, which is what a 768 MiB container cannot afford while a student's ``log_likelihood``
-holds a 1024-token text's logits.  ``python -m autograder grade`` therefore first becomes a
+twice, which is what a 768 MiB container cannot afford while a student's call
+holds a long text's logits.  ``python -m autograder grade`` therefore first becomes a
 *clean* interpreter (``reexec``): a new program image with a minimal environment, whose only
 input is a sealed memory file holding the real command line and environment.  That
 interpreter (this file run as a script) imports torch, forks the fork server at once, and only
