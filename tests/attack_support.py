@@ -193,8 +193,8 @@ def machine_leftovers() -> list[str]:
     try:
         return _leftovers_of({i.uid for i in held})
     finally:
-        for identity in held:
-            identity.release()
+        for taken in held:
+            taken.release()
 
 
 def _leftovers_of(uids: set[int]) -> list[str]:

@@ -154,12 +154,12 @@ def printed(log: list[str]) -> set[str]:
 def unprivileged():
     """An unprivileged user no grading run holds, to play a TA without root."""
     for user in reversed(identity.worker_users()):
-        identity = identity.try_identity(user)
-        if identity is not None:
+        taken = identity.try_identity(user)
+        if taken is not None:
             try:
-                yield identity
+                yield taken
             finally:
-                identity.release()
+                taken.release()
             return
     pytest.skip("every worker user is busy")
 
