@@ -221,8 +221,8 @@ def test_an_import_error_raised_by_other_code_gets_no_hint(tmp_path, monkeypatch
 def test_a_test_that_could_not_be_graded_contradicts_any_manifest_verdict():
     entry = next(e for e in load_corpus().entries if e.correct and e.file == "likelihood.py")
     results = GradingResults(tests=[TestResult(
-        name="6d-0-basic: log-likelihood", points=2.0, score=0.0, passed=False,
-        output="autograder error: this test could not be graded; course staff have the details.")])
+        name="6d-0-basic: log-likelihood", points=2.0, score=0.0, passed=False, test_id="6d-0-basic",
+        harness_fault=True, output="autograder error: this test could not be graded; course staff have the details.")])
     problems = expectation_problems(entry, results, frozenset({"6d-0-basic"}))
     assert problems and problems[0].startswith("the harness faulted: 6d-0-basic: autograder error"), problems
 
