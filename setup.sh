@@ -69,7 +69,7 @@ if [[ $(id -u) -eq 0 ]]; then
       say "created the unprivileged worker user $user"
     fi
   done
-  .venv/bin/python -m autograder.isolation traverse --grant "$here" | sed 's/^/setup.sh: /'
+  .venv/bin/python -m autograder isolation traverse "$here" --grant | sed 's/^/setup.sh: /'
 else
   say "not root: no worker users; student code will run as you (the grader says which protections are off)"
 fi
@@ -80,5 +80,5 @@ if [[ -d reference_solution ]]; then  # the staff tree and Gradescope's; not the
 fi
 
 if [[ $(id -u) -eq 0 && "$here" == /autograder/source ]]; then
-  .venv/bin/python -m autograder.isolation lock "$here" | sed 's/^/setup.sh: /'
+  .venv/bin/python -m autograder isolation lock "$here" | sed 's/^/setup.sh: /'
 fi

@@ -1,7 +1,7 @@
 import sys
 
 if sys.argv[1:2] == ["grade"]:
-    from autograder.prefork import reexec
+    from autograder.sandbox.prefork import reexec
 
     reexec(sys.argv)  # returns only if the grade cannot share torch with its fork server
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from autograder import __version__
 from autograder.errors import AutograderError, GradingStopped
+from autograder.paths import GRADESCOPE
 from autograder.results import GradingResults
 
 STOPPED = 124  # the exit status of a grade stopped from outside (run_autograder's watchdog), as timeout(1)
@@ -19,13 +20,13 @@ STOPPED = 124  # the exit status of a grade stopped from outside (run_autograder
 
 def gradescope_root() -> Path:
     """``/autograder`` on Gradescope.  ``AUTOGRADER_ROOT`` moves it, for tests only."""
-    return Path(os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    return Path(os.environ.get("AUTOGRADER_ROOT", GRADESCOPE))
 
 
 
 def _protection(args: argparse.Namespace) -> None:
     """Refuse to run student code where it could read the harness's files, unless ``--unsafe``."""
-    from autograder.view import check_here
+    from autograder.sandbox.view import check_here
 
     warning = check_here(args.unsafe)
     if warning:
@@ -48,13 +49,14 @@ def _summary(results: GradingResults, max_lines: int = 6) -> str:
 
 
 def _staff_module(name: str):
-    """A staff-only module; the student bundle leaves them out."""
+    """A staff-only module; the student bundle leaves the whole ``autograder/staff/`` folder out."""
     try:
-        return importlib.import_module(f"autograder.{name}")
+        return importlib.import_module(f"autograder.staff.{name}")
     except ModuleNotFoundError as exc:
-        if exc.name != f"autograder.{name}":
+        if exc.name not in (f"autograder.staff.{name}", "autograder.staff"):
             raise
-        raise AutograderError(f"this command is for course staff; autograder/{name}.py is not part of this bundle") from None
+        raise AutograderError(f"this command is for course staff; autograder/staff/{name}.py is not part of this "
+                              "bundle") from None
 
 
 def _stop(signum, frame) -> None:
@@ -93,7 +95,7 @@ def _grade(args: argparse.Namespace, started: float) -> int:
         return 0
     book = None
     if args.save_answers:
-        from autograder.checker import AnswerBook
+        from autograder.student_check import AnswerBook
 
         book = AnswerBook(strict=False)
     progress = None
@@ -151,8 +153,7 @@ def _over_daily_cap(metadata: Path, args: argparse.Namespace, results_path: Path
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from autograder.rerun import rerun
-
+    rerun = _staff_module("rerun").rerun
     _protection(args)
     run = rerun(Path(args.submission), args.test, args.seed, Path(args.assignment) if args.assignment else None,
                 unsafe=args.unsafe)
@@ -175,8 +176,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from autograder.checker import AnswerBook, check
-    from autograder.config import HARNESS_ROOT, load_assignment
+    from autograder.student_check import AnswerBook, check
+    from autograder.config import load_assignment
+    from autograder.paths import HARNESS_ROOT
 
     folder = Path(args.folder) if args.folder else (HARNESS_ROOT / "submission" if (HARNESS_ROOT / "submission").is_dir()
                                                     else Path.cwd())
@@ -193,7 +195,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.results:
         results.write(Path(args.results))
     print(_summary(results, max_lines=40))
-    faults = [t for t in results.tests if t.name.startswith("autograder error")]
+    faults = [t for t in results.harness_faults if t.test_id is None]  # the run's own error tests
     for t in faults:
         print(f"\n{t.name}:\n{t.output}")
     all_passed = all(t.passed for t in results.tests) and not faults
@@ -268,7 +270,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from autograder.checkpoint import ensure_all
+    from autograder.q6.checkpoint_files import ensure_all
     from autograder.config import load_assignment
 
     done = ensure_all(load_assignment(Path(args.assignment) if args.assignment else None),
@@ -279,7 +281,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 def cmd_warm(args: argparse.Namespace) -> int:
     """Grade the reference solution once, so the reference's answers are on disk before any grade."""
-    from autograder.context import REFERENCE_DIR
+    from autograder.paths import REFERENCE_DIR
     from autograder.runner import grade
 
     results, log = grade(REFERENCE_DIR, assignment=Path(args.assignment) if args.assignment else None,
@@ -293,8 +295,16 @@ def cmd_warm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_isolation(args: argparse.Namespace) -> int:
+    from autograder.paths import HARNESS_ROOT
+    from autograder.sandbox.locking import tree_action
+
+    print("\n".join(tree_action(args.action, Path(args.root) if args.root else HARNESS_ROOT, args.grant)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autograder", description="Grade GPT-2 homework submissions.")
+    parser = argparse.ArgumentParser(prog="autograder", description="Grade homework submissions as Gradescope runs an autograder.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True)
     config_help = ("assignment config: every test's params, time limit, points, title and visibility "
@@ -317,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("rerun", help="regrade one test of one submission and print every detail (staff)")
     r.add_argument("--submission", required=True, help="the submission's folder")
-    r.add_argument("--test", required=True, help="test id, e.g. 6c-2-hidden (see the test's extra_data)")
+    r.add_argument("--test", required=True, help="the test's id, as its extra_data and the assignment config spell it")
     r.add_argument("--seed", type=int, help="the master seed shown in the test's extra_data")
     r.add_argument("--assignment", help=config_help)
     r.add_argument("--unsafe", action="store_true", help=unsafe_help)
@@ -347,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "verdict per entry (staff)")
     a.add_argument("--seeds", type=int, default=1, help="grader seeds: the config's, then seeds derived from it (default 1)")
     a.add_argument("--jobs", type=int, default=1, help="grades run in parallel (default 1)")
-    a.add_argument("--entries", help="regular expression: audit only the entries whose name matches, e.g. 'likelihood_'")
+    a.add_argument("--entries", help="regular expression: audit only the entries whose name matches, e.g. '_bad_'")
     a.add_argument("--output", help="also write the report here (JSON if the name ends in .json, else text)")
     a.add_argument("--corpus", help="the corpus manifest (default: tests/fixtures/corpus/manifest.yml of this harness)")
     a.add_argument("--assignment", help=config_help)
@@ -367,11 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--from", dest="source", help="copy this file into place instead of fetching it")
     k.add_argument("--assignment", help=config_help)
     k.set_defaults(func=cmd_checkpoint)
+
+    i = sub.add_parser("isolation", help="lock or unlock a harness tree, or check its venv's traverse bits (setup.sh)")
+    i.add_argument("action", choices=("lock", "unlock", "status", "traverse"))
+    i.add_argument("root", nargs="?", help="the harness tree (default: this one)")
+    i.add_argument("--grant", action="store_true", help="traverse: add o+x where it is missing")
+    i.set_defaults(func=cmd_isolation)
     return parser
 
 
 def main(argv: list[str] | None = None, prefork=None) -> int:
-    """``prefork``: the fork server ``autograder.prefork`` forked for ``grade``."""
+    """``prefork``: the fork server ``autograder.sandbox.prefork`` forked for ``grade``."""
     args = build_parser().parse_args(argv)
     args.prefork = prefork
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import yaml
 
 from autograder.errors import ConfigError
+from autograder.paths import HARNESS_ROOT
 from autograder.results import VISIBILITIES
+from autograder.stats import bonferroni_share
 
-HARNESS_ROOT = Path(__file__).resolve().parent.parent
 # Staff tree and autograder.zip: tests_hidden/.  The student bundle has only tests_public/.
 DEFAULT_CONFIG = next((HARNESS_ROOT / d / "assignment.yml" for d in ("tests_hidden", "tests_public")
                        if (HARNESS_ROOT / d / "assignment.yml").is_file()), HARNESS_ROOT / "tests_hidden" / "assignment.yml")
@@ -20,6 +22,16 @@ MAX_ALPHA_PER_TEST = 1e-6
 DEFAULT_TIMEOUT = 60.0      # seconds per worker call when neither a test nor `defaults` sets `timeout`
 DEFAULT_TIME_BUDGET = 480.0  # seconds for a whole grade: 2 minutes under Gradescope's default timeout of 10
 TIME_BUDGET_RANGE = (20.0, 2400.0)  # below 20 s not even the harness starts; 40 min is Gradescope's largest timeout
+KEYS = ("title", "seed", "error_budget", "drivers", "lanes", "time_budget", "defaults", "models", "tests",
+        "max_submissions_per_day")
+DEFAULTS_KEYS = ("timeout", "public_visibility", "hidden_visibility")
+TEST_KEYS = ("id", "title", "points", "module", "visibility", "extra_credit", "timeout", "statistical", "params")
+
+
+def is_public(test_id: str) -> bool:
+    """The course's rule: its "-basic" tests are public (full feedback, graded first, shipped in the
+    student bundle); "-hidden" ones are not."""
+    return test_id.endswith("-basic")
 
 
 @dataclass(frozen=True)
@@ -36,8 +48,7 @@ class TestSpec:
 
     @property
     def public(self) -> bool:
-        """The course's "-basic" tests: full feedback, graded first, shipped in the student bundle."""
-        return self.id.endswith("-basic")
+        return is_public(self.id)
 
     @property
     def name(self) -> str:
@@ -63,6 +74,11 @@ class Assignment:
                                     # depend on the machine's core count
     time_budget: float = DEFAULT_TIME_BUDGET  # seconds the whole grade may take (autograder.budget)
 
+    @property
+    def student_files(self) -> tuple[str, ...]:
+        """The files a submission is made of, as the assignment's drivers module names them."""
+        return tuple(importlib.import_module(self.drivers).STUDENT_FILES)
+
     def test(self, test_id: str) -> TestSpec:
         for t in self.tests:
             if t.id == test_id:
@@ -72,8 +88,7 @@ class Assignment:
     @property
     def alpha_per_test(self) -> float:
         """Bonferroni share of the error budget for each statistical test."""
-        n = sum(t.statistical for t in self.tests)
-        return self.error_budget / max(n, 1)
+        return bonferroni_share(self.error_budget, sum(t.statistical for t in self.tests))
 
     def model(self, name: str) -> dict:
         if name not in self.models:
@@ -96,6 +111,14 @@ def _require(data: dict, key: str, kind: type | tuple, where: str):
     return value
 
 
+def _known_keys(data: dict, known: tuple[str, ...], where: str) -> None:
+    """Refuse a key the config does not read (a misspelt ``statistical`` would silently change a test)."""
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(repr(k) for k in unknown)}; known: {', '.join(known)}")
+
+
 def _time_budget(value: object, path: Path) -> float:
     low, high = TIME_BUDGET_RANGE
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
@@ -114,9 +137,11 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
         raise ConfigError(f"cannot read assignment config {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
+    _known_keys(data, KEYS, str(path))
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: defaults = {defaults!r} should be a mapping (timeout, public_visibility, ...)")
+    _known_keys(defaults, DEFAULTS_KEYS, f"{path}: defaults")
     tests = []
     for i, raw in enumerate(_require(data, "tests", list, str(path))):
         where = f"{path}: tests[{i}]"
@@ -126,7 +151,8 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
         if not _ID.match(test_id):
             raise ConfigError(f"{where}: id {test_id!r} is not of the form 6c-0-basic / 6c-2-hidden")
         where = f"{path}: test {test_id}"
-        public = test_id.endswith("-basic")
+        _known_keys(raw, TEST_KEYS, where)
+        public = is_public(test_id)
         visibility = raw.get("visibility", defaults.get("public_visibility" if public else "hidden_visibility",
                                                         "visible" if public else "after_published"))
         if visibility not in VISIBILITIES:
@@ -137,7 +163,7 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
             raise ConfigError(f"{where}: timeout = {timeout!r}; give the seconds a worker call may take, e.g. 60")
         params = raw.get("params") or {}
         if not isinstance(params, dict):
-            raise ConfigError(f"{where}: params = {params!r} should be a mapping, e.g. {{model: gpt2, lengths: [10]}}")
+            raise ConfigError(f"{where}: params = {params!r} should be a mapping of the test's inputs, e.g. {{model: NAME}}")
         tests.append(TestSpec(
             id=test_id, title=_require(raw, "title", str, where), points=float(_require(raw, "points", (int, float), where)),
             module=_require(raw, "module", str, where), visibility=visibility,

@@ -8,24 +8,23 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from autograder import protocol
+from autograder.sandbox import protocol
 from autograder.budget import Budget
 from autograder.config import Assignment, derive_seed
 from autograder.container import Container
+from autograder.paths import REFERENCE_CACHE_DIR, REFERENCE_DIR
 from autograder.errors import AutograderError, BudgetTimeout, MissingFile, StudentError
-from autograder.forkserver import PreForked
-from autograder.isolation import Isolation
+from autograder.sandbox.forkserver import PreForked
+from autograder.sandbox.isolation import Isolation
 from autograder.provenance import harness_digest
-from autograder.sandbox import STUDENT_FILES, Limits, WorkerHandle
+from autograder.sandbox.handle import Limits, WorkerHandle
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_solution"
-REFERENCE_CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "reference"
 DEFAULT_LIMITS = Limits()
 
 
-def present_files(directory: Path) -> dict[str, Path]:
-    """The student files found directly in ``directory`` (regular files: a link could point anywhere)."""
-    return {name: directory / name for name in STUDENT_FILES
+def present_files(directory: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    """The student files ``names`` found directly in ``directory`` (regular files: a link could point anywhere)."""
+    return {name: directory / name for name in names
             if (directory / name).is_file() and not (directory / name).is_symlink()}
 
 
@@ -93,7 +92,7 @@ class GradingContext:
         self.budget = budget if budget is not None else Budget(assignment.time_budget)
         self.submission = submission
         self.file_problems = dict(file_problems or {})  # file name -> why it cannot be graded
-        self.reference = reference if reference is not None else present_files(REFERENCE_DIR)
+        self.reference = reference if reference is not None else present_files(REFERENCE_DIR, assignment.student_files)
         self.limits = limits or DEFAULT_LIMITS
         self.reference_cache = reference_cache if reference_cache is not None else ReferenceCache(REFERENCE_CACHE_DIR)
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))

@@ -1,4 +1,4 @@
-"""Find the three student files in an upload, however it was packed.
+"""Find the assignment's student files in an upload, however it was packed.
 
 Accepted: the files flat in the upload, inside ``submission/`` or ``src/submission/``, any of
 those inside one top-level folder (a zipped or dragged folder), and the same layouts inside an
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from autograder.sandbox import STUDENT_FILES
 
 LAYOUTS = ((), ("submission",), ("src", "submission"))
 IGNORED_DIRS = frozenset({"__pycache__", "__MACOSX", ".git", ".ipynb_checkpoints", ".venv", "node_modules"})
@@ -37,16 +36,17 @@ class Discovery:
     problems: dict[str, str] = field(default_factory=dict)   # name -> why its tests cannot run
     absent: list[str] = field(default_factory=list)          # names found nowhere in the upload
     notes: list[str] = field(default_factory=list)           # unreadable zips and the like, for staff
+    expected: tuple[str, ...] = ()                           # the assignment's student files
 
     @property
     def missing(self) -> list[str]:
-        return [name for name in STUDENT_FILES if name not in self.files]
+        return [name for name in self.expected if name not in self.files]
 
 
 @dataclass(frozen=True)
 class _Candidate:
     name: str                       # which student file this is
-    label: str                      # shown to the student: "submission/sample.py", "hw.zip: src/sample.py"
+    label: str                      # shown to the student: "submission/NAME.py", "hw.zip: src/NAME.py"
     path: Path | None = None        # a file on disk
     archive: Path | None = None     # or a member of this zip
     member: str = ""
@@ -73,12 +73,12 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def _disk_candidates(root: Path) -> list[_Candidate]:
+def _disk_candidates(root: Path, names: tuple[str, ...]) -> list[_Candidate]:
     found: dict[Path, _Candidate] = {}
     bases = [root] + sorted(d for d in root.iterdir() if d.is_dir() and not d.is_symlink() and not _ignored((d.name,)))
     for base in bases:
         for layout in LAYOUTS:
-            for name in STUDENT_FILES:
+            for name in names:
                 path = base.joinpath(*layout, name)
                 if path not in found and path.is_file() and not path.is_symlink() and _inside(path, root):
                     found[path] = _Candidate(name=name, label=path.relative_to(root).as_posix(), path=path,
@@ -86,7 +86,7 @@ def _disk_candidates(root: Path) -> list[_Candidate]:
     return list(found.values())
 
 
-def _zip_candidates(archive: Path, notes: list[str]) -> list[_Candidate]:
+def _zip_candidates(archive: Path, notes: list[str], names: tuple[str, ...]) -> list[_Candidate]:
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
@@ -96,7 +96,7 @@ def _zip_candidates(archive: Path, notes: list[str]) -> list[_Candidate]:
     found = []
     for info in infos:
         parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-        if info.is_dir() or not parts or parts[-1] not in STUDENT_FILES or ".." in parts or parts[0] == "/":
+        if info.is_dir() or not parts or parts[-1] not in names or ".." in parts or parts[0] == "/":
             continue
         is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
         if is_link or _ignored(parts[:-1]) or not _matches(tuple(parts[:-1])):
@@ -117,21 +117,21 @@ def _materialize(candidate: _Candidate, scratch: Path, name: str) -> Path:
 
 
 @contextmanager
-def discover(upload: Path) -> Iterator[Discovery]:
-    """The student files of ``upload``; copies taken out of zips live until the block ends."""
+def discover(upload: Path, names: tuple[str, ...]) -> Iterator[Discovery]:
+    """The student files ``names`` of ``upload``; copies taken out of zips live until the block ends."""
     upload = Path(upload)
-    result = Discovery()
+    result = Discovery(expected=tuple(names))
     scratch = Path(tempfile.mkdtemp(prefix="discovery-"))
     try:
         if not upload.is_dir():
             result.notes.append(f"{upload} is not a folder")
             candidates: list[_Candidate] = []
         else:
-            candidates = _disk_candidates(upload)
+            candidates = _disk_candidates(upload, result.expected)
             for archive in sorted(upload.glob("*.zip")):
                 if archive.is_file() and not archive.is_symlink():
-                    candidates += _zip_candidates(archive, result.notes)
-        for name in STUDENT_FILES:
+                    candidates += _zip_candidates(archive, result.notes, result.expected)
+        for name in result.expected:
             mine = [c for c in candidates if c.name == name]
             if not mine:
                 result.absent.append(name)

@@ -41,7 +41,7 @@ class StudentCrash(StudentError):
 
 
 class StudentCall(StudentError):
-    """Inside a worker: calling a student function failed (``autograder.calls.call_student``).
+    """Inside a worker: calling a student function failed (``autograder.sandbox.calls.call_student``).
 
     ``str(self)`` is the first line, "<file> <phrase>", written by the harness from the
     function's name alone; ``detail`` is what public tests show besides the student traceback of

@@ -27,7 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-GRADESCOPE_RESULTS = Path("/autograder/results/results.json")  # as autograder/cli.py
+if not __package__:  # run as a script (run_autograder): the harness root holds the package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from autograder.paths import GRADESCOPE  # noqa: E402 - standard library only, like this file
+
+GRADESCOPE_RESULTS = GRADESCOPE / "results" / "results.json"
 STDERR_TAIL = 8000
 DEFAULT_TIME_BUDGET = 480.0  # as autograder/config.py, until the grader has written the config's
 WATCHDOG_MARGIN = 2.5        # seconds before the budget ends at which a grade still running is stopped
@@ -82,9 +86,10 @@ def fallback(status: str, stderr_tail: str) -> dict:
         "tests": [
             {"name": "autograder error", "score": 0.0, "max_score": 0.0, "status": "failed", "visibility": "visible",
              "output": f"The autograder itself failed ({status}). This is not your fault; "
-                       "course staff have been notified through the grading log."},
+                       "course staff have been notified through the grading log.", "extra_data": {"harness_fault": True}},
             {"name": "autograder error (staff detail)", "score": 0.0, "max_score": 0.0, "status": "failed",
-             "visibility": "hidden", "output": f"{status}\n\nstandard error (end):\n{stderr_tail}"},
+             "visibility": "hidden", "output": f"{status}\n\nstandard error (end):\n{stderr_tail}",
+             "extra_data": {"harness_fault": True}},
         ],
     }
 
@@ -95,7 +100,6 @@ def out_of_memory(status: str) -> str:
     if status != "137":
         return ""
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from autograder.container import MiB, Container  # standard library only, like this file
 
         container = Container.find()

@@ -8,7 +8,8 @@ import shlex
 from pathlib import Path
 
 from autograder import __version__
-from autograder.config import DEFAULT_CONFIG, HARNESS_ROOT
+from autograder.config import DEFAULT_CONFIG
+from autograder.paths import HARNESS_ROOT
 
 # What decides a score: the harness, the graded tests and their config, the reference solution.
 # Binary data is left out: checkpoints are pinned by sha256 in the config, and the student

@@ -34,6 +34,8 @@ class TestResult:
     extra_credit: bool = False
     tags: list[str] = field(default_factory=list)
     extra_data: dict = field(default_factory=dict)
+    test_id: str | None = None    # the configured test this result is of (None: a test of the run itself)
+    harness_fault: bool = False   # what it reports is a fault of the harness, never of the submission
 
     def __post_init__(self) -> None:
         if self.visibility not in VISIBILITIES:
@@ -55,9 +57,24 @@ class TestResult:
             out["number"] = self.number
         if self.tags:
             out["tags"] = list(self.tags)
-        if self.extra_data:
-            out["extra_data"] = self.extra_data
+        extra = {**self.extra_data, "harness_fault": True} if self.harness_fault else self.extra_data
+        if extra:
+            out["extra_data"] = extra
         return out
+
+    @classmethod
+    def from_gradescope(cls, data: dict) -> "TestResult":
+        """A test of a results.json, read back (its id and fault flag come from ``extra_data``; an
+        extra-credit test's points are not in the file, so they read as its score)."""
+        extra = data.get("extra_data") if isinstance(data.get("extra_data"), dict) else {}
+        max_score = float(data.get("max_score") or 0.0)
+        score = float(data.get("score") or 0.0)
+        return cls(name=str(data.get("name", "")), points=max(max_score, score), score=score,
+                   passed=data.get("status") == "passed", output=str(data.get("output") or ""),
+                   visibility=data.get("visibility", "visible"), number=data.get("number"),
+                   tags=list(data.get("tags") or []),
+                   extra_data={k: v for k, v in extra.items() if k != "harness_fault"},
+                   test_id=extra.get("test_id"), harness_fault=bool(extra.get("harness_fault")))
 
 
 @dataclass
@@ -72,6 +89,11 @@ class GradingResults:
     def seconds(self) -> dict[str, float]:
         """Each test's wall time, for staff and benchmarks."""
         return {test_id: end - start for test_id, (start, end) in self.spans.items()}
+
+    @property
+    def harness_faults(self) -> list[TestResult]:
+        """The tests that report a fault of the harness: tests it could not grade, the run's own error tests."""
+        return [t for t in self.tests if t.harness_fault]
 
     @property
     def score(self) -> float:
@@ -90,12 +112,12 @@ class GradingResults:
         """Results for a harness fault: a visible error test worth nothing, the detail for staff only."""
         kept = [t for t in (tests or [])]
         kept.append(TestResult(
-            name="autograder error", points=0.0, passed=False, visibility="visible",
+            name="autograder error", points=0.0, passed=False, visibility="visible", harness_fault=True,
             output=f"The autograder itself failed ({summary}). This is not your fault; "
                    "course staff have been notified through the grading log.",
         ))
         kept.append(TestResult(name="autograder error (staff detail)", points=0.0, passed=False,
-                               visibility="hidden", output=staff_detail))
+                               visibility="hidden", output=staff_detail, harness_fault=True))
         return cls(tests=kept, output="The autograder failed while grading; see the tests below.")
 
     def to_gradescope(self) -> dict:

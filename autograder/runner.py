@@ -23,15 +23,16 @@ from typing import Callable
 import torch
 from gradescope_utils.autograder_utils.json_test_runner import JSONTestResult, JSONTestRunner
 
-from autograder import isolation
 from autograder.budget import Budget
 from autograder.config import DEFAULT_CONFIG, Assignment, TestSpec, load_assignment
 from autograder.container import startup_lines
 from autograder.context import GradingContext, ReferenceCache
 from autograder.discovery import Discovery, discover
 from autograder.errors import AutograderError, ContainerOutOfMemory, StudentError
-from autograder.forkserver import PreForked
-from autograder.heap import map_large_blocks
+from autograder.paths import on_gradescope
+from autograder.sandbox.forkserver import PreForked
+from autograder.sandbox.locking import prepare_gradescope
+from autograder.sandbox.heap import map_large_blocks
 from autograder.provenance import grader_info, rerun_command
 from autograder.results import GradingResults, TestResult
 from autograder.testing import graded_id
@@ -166,27 +167,30 @@ def _assemble(assignment: Assignment, only: frozenset[str] | None, raw: list[dic
         r = by_id.get(spec.id)
         passed = r is not None and r.get("status") == "passed"
         output = (r or {}).get("output", "")
-        if spec.id in faults.by_test or r is None and unfinished is None:
+        fault = spec.id in faults.by_test or r is None and unfinished is None
+        if fault:
             output = faults.feedback.get(spec.id, "autograder error: this test could not be graded; course staff "
                                                   "have the details.")
         elif r is None:
             output = unfinished
-        results.tests.append(_test_result(spec, assignment, upload, passed, output))
+        results.tests.append(_test_result(spec, assignment, upload, passed, output, fault))
     results.spans = dict(faults.spans)
     if faults.by_test:
         detail = "\n\n".join(f"[{k}]\n{v}" for k, v in faults.by_test.items())
         results.tests.append(TestResult(name="autograder error (staff detail)", points=0.0,
-                                        visibility="hidden", output=detail))
+                                        visibility="hidden", output=detail, harness_fault=True))
     return results
 
 
-def _test_result(spec: TestSpec, assignment: Assignment, upload: Path | None, passed: bool, output: str) -> TestResult:
+def _test_result(spec: TestSpec, assignment: Assignment, upload: Path | None, passed: bool, output: str,
+                 fault: bool) -> TestResult:
     return TestResult(
         name=spec.name, points=spec.points, score=spec.points if passed else 0.0, passed=passed,
         output=output.strip(), visibility=spec.visibility, number=spec.number,
         extra_credit=spec.extra_credit, tags=[spec.module + ".py"] + (["extra credit"] if spec.extra_credit else []),
         extra_data={**grader_info(assignment.seed, assignment.digest), "test_id": spec.id,
                     "rerun": rerun_command(upload or "DIR", spec.id, assignment.seed, assignment.source)},
+        test_id=spec.id, harness_fault=fault,
     )
 
 
@@ -217,12 +221,12 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     grading to those test ids; ``reference_cache`` lets several grades in
     one process share the reference solution's answers, which depend only on the request;
     ``lock_gradescope`` False skips locking Gradescope's folders (setup.sh's warm-up grade);
-    ``prefork`` is a fork server forked before the harness (``autograder.prefork``) for this run.
+    ``prefork`` is a fork server forked before the harness (``autograder.sandbox.prefork``) for this run.
     The run's time budget, ``time_budget`` seconds (default: the assignment's; ``math.inf`` for
     none), counts from ``started`` (``time.monotonic()``; default: now); ``progress`` gets the
     results to write should the run be stopped, once the config is read and after every test.
     ``unsafe`` grades even where student code could read the harness's files (the student's own
-    check, the reference), which is otherwise an autograder error (``autograder.view``).
+    check, the reference), which is otherwise an autograder error (``autograder.sandbox.view``).
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
@@ -233,8 +237,8 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
     map_large_blocks()  # a 1024-token exact check frees 26 MB chunks: they must not pin the heap
     try:
-        if lock_gradescope and os.geteuid() == 0 and isolation.on_gradescope():
-            log += isolation.prepare_gradescope()  # lock the tree and results folder before any student code
+        if lock_gradescope and os.geteuid() == 0 and on_gradescope():
+            log += prepare_gradescope()  # lock the tree and results folder before any student code
         if not isinstance(assignment, Assignment):
             assignment = load_assignment(assignment, seed=seed)
         budget = Budget(assignment.time_budget if time_budget is None else time_budget, started=started)
@@ -242,7 +246,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
         if progress is not None:
             progress(provisional(assignment, only, [], Faults(), upload, budget))
         log.extend(startup_lines(assignment.models))
-        with discover(Path(submission_dir)) as found:
+        with discover(Path(submission_dir), assignment.student_files) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
                                 file_problems=found.problems, budget=budget, prefork=prefork, unsafe=unsafe) as ctx:

@@ -1,4 +1,4 @@
-"""Statistical tests for samplers whose every draw has its own known law.
+"""The statistics of the grader, in one place: tests for samplers whose every draw has its own known law.
 
 Under a correct sampler, the randomized probability integral transform (PIT) of each draw,
 taken in order of decreasing probability, is exactly Uniform(0, 1) given everything before it,
@@ -6,6 +6,14 @@ so the pooled values are i.i.d. uniform whatever the contexts were.  The Kolmogo
 test with its exact null distribution then has false-failure probability at most ``alpha``.
 Ordering by probability makes the transform sensitive to the common mistakes: too cold or
 greedy piles values near 0, too hot spreads them toward 1.
+
+Power: draws that are i.i.d. with a PIT CDF G, sup |G(u) - u| >= delta, pass the KS test of n
+draws with probability at most 2 exp(-2 n (delta - c)^2), c the KS critical value (the DKW
+inequality); ``dkw_power`` is that proven lower bound on the power, ``simulated_power`` the
+figure by simulation.  ``bonferroni_share`` splits a submission's error budget over its
+statistical tests, ``log_repeat_probability`` bounds the chance of two identical runs, and
+``effective_inverse_temperature`` says what temperature a sampler's draws look like.  How the
+laws themselves are built (GPT-2's, the designed ones) is question 6's, in ``autograder/q6/``.
 """
 from __future__ import annotations
 
@@ -42,21 +50,6 @@ def ks_uniform_pvalue(u: np.ndarray) -> float:
     return float(sps.kstest(u, "uniform", method="exact").pvalue)
 
 
-def ks_power_draws(shift: float, alpha: float, power: float = 0.99) -> int:
-    """Draws for the KS test to reject, with probability >= ``power``, a law whose PIT CDF
-    is ``shift`` away from uniform somewhere (DKW: the empirical CDF stays within
-    sqrt(ln(2/beta)/2n) of the true one with probability 1 - beta)."""
-    from scipy import stats as sps
-
-    beta = 1.0 - power
-    n = 1
-    while True:
-        crit = sps.kstwo.isf(alpha, n)
-        if shift - np.sqrt(np.log(2.0 / beta) / (2.0 * n)) >= crit:
-            return n
-        n = int(n * 1.1) + 1
-
-
 def effective_inverse_temperature(logps: list[np.ndarray], drawn: np.ndarray) -> float:
     """Maximum-likelihood beta such that the draws look like p**beta (renormalised on each row's support).
 
@@ -80,6 +73,57 @@ def effective_inverse_temperature(logps: list[np.ndarray], drawn: np.ndarray) ->
         mid = np.sqrt(lo * hi)
         lo, hi = (mid, hi) if score(mid) > 0 else (lo, mid)
     return float(np.sqrt(lo * hi))
+
+
+def pit_delta(p: np.ndarray, q: np.ndarray) -> float:
+    """sup |G(u) - u| for draws from q judged against p (both sorted by p, descending)."""
+    return float(np.max(np.abs(np.cumsum(q) - np.cumsum(p))))
+
+
+def tempered(p: np.ndarray, factor: float) -> np.ndarray:
+    """The law ``p`` at a temperature ``factor`` times its own: p^(1/factor), renormalised."""
+    w = p ** (1.0 / factor)
+    return w / w.sum()
+
+
+def ks_critical(alpha: float, n: int) -> float:
+    """The exact KS critical value of n draws at level alpha; scipy is imported on first use only
+    (see ``ks_uniform_pvalue``)."""
+    from scipy import stats as sps
+
+    return float(sps.kstwo.isf(alpha, n))
+
+
+def dkw_power(delta: float, n: int, alpha: float) -> float:
+    """The proven power of the KS test of n draws at level alpha against a PIT CDF ``delta`` from uniform."""
+    crit = ks_critical(alpha, n)
+    if delta <= crit:
+        return 0.0
+    return max(0.0, 1.0 - 2.0 * np.exp(-2.0 * n * (delta - crit) ** 2))
+
+
+def simulated_power(p: np.ndarray, q: np.ndarray, n: int, alpha: float, reps: int = 2000, seed: int = 0) -> float:
+    """The KS test's power, by simulation, for n draws from ``q`` judged against ``p`` (both sorted by p)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    edges = np.concatenate([[0.0], np.cumsum(p)])
+    crit = ks_critical(alpha, n)
+    i = np.arange(1, n + 1)
+    hits = 0
+    for _ in range(reps):
+        r = rng.choice(len(p), size=n, p=q)
+        u = np.sort(edges[r] + rng.random(n) * p[r])
+        hits += max((i / n - u).max(), (u - (i - 1) / n).max()) > crit
+    return hits / reps
+
+
+def bonferroni_share(error_budget: float, tests: int) -> float:
+    """Each statistical test's false-failure level: the submission's error budget split evenly."""
+    return error_budget / max(tests, 1)
+
+
+def log_repeat_probability(p: np.ndarray, length: int) -> float:
+    """The log of the probability that two runs of ``length`` i.i.d. draws from ``p`` are identical."""
+    return length * math.log(float(np.sum(p ** 2)))
 
 
 @dataclass(frozen=True)

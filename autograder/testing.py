@@ -1,6 +1,6 @@
 """What graded tests are written with: a decorator naming the test and a base class running it.
 
-A graded test is a ``GradedTestCase`` method decorated with ``@graded("6c-2-hidden")``.  The
+A graded test is a ``GradedTestCase`` method decorated with ``@graded(TEST_ID)``.  The
 decorator carries the id alone: when the test runs, its spec (params, timeout, points, title,
 visibility) is the one the running context's assignment gives that id, so a grade under
 ``--assignment other.yml`` uses that file's values throughout, never those of the config the

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from autograder.config import DEFAULT_CONFIG  # noqa: E402
 from autograder.container import TIERS  # noqa: E402
-from autograder.corpus import load_corpus  # noqa: E402
+from autograder.staff.corpus import load_corpus  # noqa: E402
 from bench.cgroup import Container, CgroupUnavailable, MiB, drop_file_cache, swap_bytes, unavailable  # noqa: E402
 
 DEFAULT_MEMORY = 768 * MiB          # Gradescope's default: 768 MB, read as the kernel's "768M"
@@ -57,7 +57,7 @@ def _score(results: Path) -> tuple[str, bool, list[str]]:
     except (OSError, ValueError):
         return "no results", False, []
     tests = data.get("tests", [])
-    lost = [t["name"].split(":")[0] for t in tests if t.get("status") != "passed"]
+    lost = [(t.get("extra_data") or {}).get("test_id") or t["name"] for t in tests if t.get("status") != "passed"]
     base = sum(t.get("max_score", 0) for t in tests)   # extra credit is written with max_score 0
     got = sum(t.get("score", 0) for t in tests)
     return f"{got:g} / {base:g}", not lost and bool(tests), lost

@@ -43,15 +43,16 @@ def _test_at(spans: dict[str, tuple[float, float]], at: float) -> str:
 
 def replay(calls, submission: Path, spans: dict[str, tuple[float, float]]) -> dict[str, float]:
     """Seconds of the student functions per test id, replayed in this process on one thread."""
+    from autograder.config import load_assignment
     from autograder.context import present_files
-    from autograder.heap import return_freed_memory
+    from autograder.sandbox.heap import return_freed_memory
     from autograder.q6 import drivers
-    from autograder.sandbox import make_scratch
+    from autograder.sandbox.handle import make_scratch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="ag-floor-") as tmp:
-        scratch = make_scratch(present_files(submission), Path(tmp))   # as a worker imports it
+        scratch = make_scratch(present_files(submission, load_assignment().student_files), Path(tmp))   # as a worker imports it
         sys.path[len(sys.path):] = [str(scratch), str(scratch / "submission")]
         modules: dict[str, object] = {}
         try:

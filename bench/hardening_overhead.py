@@ -24,8 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder import isolation, reaper, sandbox  # noqa: E402
-from autograder.confine import Confinement  # noqa: E402
+from autograder.sandbox import isolation, reaper, handle as sandbox  # noqa: E402
+from autograder.sandbox.confine import Confinement  # noqa: E402
+from autograder.config import load_assignment  # noqa: E402
 from autograder.runner import grade  # noqa: E402
 
 GRADE = ("import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
@@ -68,7 +69,7 @@ def worker_hello() -> float:
     base = Path(tempfile.mkdtemp())
     base.chmod(0o711)
     iso = isolation.Isolation.start(base, "autograder.q6.drivers")
-    files = {name: ROOT / "reference_solution" / name for name in sandbox.STUDENT_FILES}
+    files = {name: ROOT / "reference_solution" / name for name in load_assignment().student_files}
     extra = []
     try:
         for _ in range(5):

@@ -11,12 +11,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from autograder import context, isolation, reaper
+from autograder import context
+from autograder.config import load_assignment
+from autograder.sandbox import identity, locking, reaper
 from autograder.runner import grade
-from conftest import ROOT, TEMPLATE, FIXTURES, strict_json
+from conftest import ROOT, TEMPLATE, FIXTURES, result_id, strict_json
 
 ATTACKS = FIXTURES / "attacks"
-STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
+STUDENT_FILES = load_assignment().student_files
 TREE_PARTS = ("autograder", "tests_hidden", "reference_solution", "student_template", "run_autograder",
               "setup.sh", "requirements.txt", "pyproject.toml", "README.md")
 
@@ -57,7 +59,7 @@ def secret_lines(*extra: Path) -> set[str]:
     public = {line.strip() for path in [*TEMPLATE.glob("*.py"), *ATTACKS.rglob("*.py")]
               for line in path.read_text().splitlines()}
     secrets = [*(ROOT / "reference_solution").glob("*.py"), *(ROOT / "tests_hidden").glob("*"),
-               ROOT / "autograder/q6/checks.py", ROOT / "autograder/q6/data/natural_test.txt", *extra]
+               ROOT / "autograder/q6/judge.py", ROOT / "autograder/q6/data/natural_test.txt", *extra]
     return {line.strip() for path in secrets if path.is_file() for line in path.read_text().splitlines()
             if len(line.strip()) >= 12 and line.strip() not in public}
 
@@ -94,8 +96,7 @@ def check_results_file(path: Path) -> dict:
 
 def harness_faults(results: dict) -> list[str]:
     """The tests of results.json that report a fault of the harness rather than of the submission."""
-    return [t["name"] for t in results["tests"]
-            if t["name"].startswith("autograder error") or t["output"].startswith("autograder error")]
+    return [t["name"] for t in results["tests"] if (t.get("extra_data") or {}).get("harness_fault")]
 
 
 def isolation_visibilities() -> tuple[str, ...]:
@@ -139,7 +140,7 @@ class LockedTree:
             else:
                 shutil.copy2(src, self.root / part)
         (self.root / ".venv").symlink_to((ROOT / ".venv").resolve(), target_is_directory=True)
-        isolation.lock_tree(self.root)
+        locking.lock_tree(self.root)
         self.results_dir = open_dir(prefix="ag-results-")
         self.results_dir.chmod(0o755)   # as readable as Gradescope's, but not writable by others
 
@@ -176,24 +177,24 @@ class LockedTree:
         return check_results_file(results), proc.stdout, results
 
     def close(self) -> None:
-        isolation.unlock_tree(self.root)
+        locking.unlock_tree(self.root)
         shutil.rmtree(self.base, ignore_errors=True)
         shutil.rmtree(self.results_dir, ignore_errors=True)
 
 
 def worker_uids() -> set[int]:
-    return {u.pw_uid for u in isolation.worker_users()}
+    return {u.pw_uid for u in identity.worker_users()}
 
 
 def machine_leftovers() -> list[str]:
     """Live processes of the idle worker users and files they own where anyone can write (users
     another grading run on this machine holds right now are skipped: their workers are legitimate)."""
-    held = [i for i in (isolation.try_identity(u) for u in isolation.worker_users()) if i is not None]
+    held = [i for i in (identity.try_identity(u) for u in identity.worker_users()) if i is not None]
     try:
         return _leftovers_of({i.uid for i in held})
     finally:
-        for identity in held:
-            identity.release()
+        for taken in held:
+            taken.release()
 
 
 def _leftovers_of(uids: set[int]) -> list[str]:
@@ -224,7 +225,7 @@ def outputs(results: dict, visible_only: bool = False) -> str:
 
 
 def by_id(results: dict) -> dict[str, dict]:
-    return {t["name"].split(":", 1)[0]: t for t in results["tests"]}
+    return {result_id(t): t for t in results["tests"]}
 
 
 def dump(results: dict) -> str:

@@ -48,6 +48,10 @@ def scores_by_part(results: dict) -> dict[str, tuple[float, float]]:
     """(score, full points) per course test id, extra credit counted at its points."""
     out = {}
     for t in results["tests"]:
-        test_id = t["name"].split(":", 1)[0]
-        out[test_id] = (t["score"], t["max_score"])
+        out[result_id(t)] = (t["score"], t["max_score"])
     return out
+
+
+def result_id(t: dict) -> str:
+    """A results.json test's id (its ``extra_data.test_id``), or its name for the run's own tests."""
+    return (t.get("extra_data") or {}).get("test_id") or t["name"]

@@ -124,7 +124,7 @@ def test_a_configured_test_without_a_method_is_a_visible_autograder_error(tmp_pa
     tests = {t.name: t for t in results.tests}
     assert tests["6d-0-basic: log-likelihood of a 10-token prompt"].passed
     orphan = tests["6d-9-hidden: no method yet"]
-    assert orphan.score == 0 and orphan.output.startswith("autograder error")
+    assert orphan.score == 0 and orphan.harness_fault and orphan.output.startswith("autograder error")
     staff = tests["autograder error (staff detail)"]
     assert staff.visibility == "hidden" and "@graded('6d-9-hidden')" in staff.output
 
@@ -162,6 +162,22 @@ def test_the_time_limit_when_unset_is_the_one_the_shipped_config_documents(tmp_p
     documented = data["defaults"].pop("timeout")
     (tmp_path / "unset.yml").write_text(yaml.safe_dump(data, sort_keys=False))
     assert {t.timeout for t in load_assignment(tmp_path / "unset.yml").tests} == {DEFAULT_TIMEOUT} == {documented}
+
+
+@pytest.mark.parametrize("where, misspelt, known", [
+    ((), "statistcal", "title, seed, error_budget"),
+    (("defaults",), "timout", "timeout, public_visibility, hidden_visibility"),
+    (("tests", 1), "statistcal", "id, title, points, module, visibility, extra_credit, timeout, statistical, params"),
+])
+def test_an_unknown_key_is_refused_with_the_known_ones(tmp_path, where, misspelt, known):
+    data = yaml.safe_load(CONFIG.read_text())
+    part = data
+    for key in where:
+        part = part[key]
+    part[misspelt] = True
+    (tmp_path / "typo.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError, match=rf"unknown key '{misspelt}'; known: {known}"):
+        load_assignment(tmp_path / "typo.yml")
 
 
 @pytest.mark.parametrize("bad", [0, -1, "fast", True])

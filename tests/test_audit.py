@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-from autograder.audit import audit_seeds
+from autograder.staff.audit import audit_seeds
 from autograder.cli import main
 from autograder.config import derive_seed, load_assignment
-from autograder.corpus import DEFAULT_MANIFEST
+from autograder.staff.corpus import DEFAULT_MANIFEST
 
 FIXTURES = DEFAULT_MANIFEST.parent
 

@@ -10,13 +10,13 @@ import zipfile
 
 import pytest
 
-from autograder.build import build
-from autograder.bundle import Stage, unpack, write_zip
-from autograder.checkpoint import checkpoint_specs, ensure
-from autograder.config import load_assignment
+from autograder.staff.build import build
+from autograder.staff.bundle import Stage, stage_autograder, stage_student, unpack, write_zip
+from autograder.q6.checkpoint_files import checkpoint_specs, ensure
+from autograder.config import is_public, load_assignment
 from autograder.errors import BuildError, CheckpointError
 from autograder.q6.model import GPT2Config
-from autograder.q6.models import save_checkpoint
+from autograder.q6.grading_models import save_checkpoint
 from autograder.q6.synthetic import synthetic_gpt2
 from conftest import REFERENCE, ROOT, TEMPLATE
 from workflow_support import HALVED_LIKELIHOOD, built_dist, tiny_config, tiny_course
@@ -84,11 +84,9 @@ def test_student_zip_holds_no_hidden_test_and_no_reference_code():
     dist, _ = built_dist()
     texts = zip_texts(dist / "student.zip")
     assert {"check", "setup.sh", "README.md", "submission/sample.py", "tests_public/test_public.py",
-            "tests_public/assignment.yml", "autograder/worker.py"} <= set(texts)
+            "tests_public/assignment.yml", "autograder/sandbox/worker.py"} <= set(texts)
     assert not any("hidden" in name or "reference" in name.replace("reference_answers", "") for name in texts)
-    assert not any(name.startswith("autograder/") and name.rsplit("/", 1)[-1] in
-                   ("build.py", "bundle.py", "regrade.py", "export.py", "parallel.py", "audit.py", "corpus.py")
-                   for name in texts)
+    assert not [name for name in texts if name.startswith("autograder/staff/")]
     for name in ("sample.py", "likelihood.py", "classifier.py"):
         assert texts[f"submission/{name}"] == (TEMPLATE / name).read_text()
         template = (TEMPLATE / name).read_text().splitlines()
@@ -102,7 +100,7 @@ def test_student_zip_holds_no_hidden_test_and_no_reference_code():
     for path, text in texts.items():
         assert not hidden & stripped_lines(text), f"{path} holds hidden test code: {hidden & stripped_lines(text)}"
     public = load_assignment_from_text(texts["tests_public/assignment.yml"])
-    assert public and all(test_id.endswith("-basic") for test_id in public)
+    assert public and all(is_public(test_id) for test_id in public)
     with zipfile.ZipFile(dist / "student.zip") as zf:
         assert len(zf.read("tests_public/reference_answers.bin")) < 100_000  # the public tests' answers only
 
@@ -111,6 +109,17 @@ def load_assignment_from_text(text: str) -> list[str]:
     import yaml
 
     return [t["id"] for t in yaml.safe_load(text)["tests"]]
+
+
+def test_student_stage_leaves_out_every_staff_module(tmp_path):
+    staff, _ = stage_autograder(ROOT, tmp_path / "autograder")
+    student = stage_student(ROOT, tmp_path / "student", staff)
+    staff_modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "autograder" / "staff").glob("*.py"))
+    assert "autograder/staff/rerun.py" in staff_modules
+    assert all((staff.root / rel).is_file() for rel in staff_modules)
+    shipped = sorted(p.relative_to(student.root).as_posix() for p in student.root.rglob("*.py"))
+    assert "autograder/cli.py" in shipped and "autograder/sandbox/worker.py" in shipped
+    assert not [rel for rel in shipped if rel.startswith("autograder/staff")]
 
 
 def test_zips_are_reproducible_and_keep_modes(tmp_path):

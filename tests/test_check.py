@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.checker import AnswerBook
+from autograder.student_check import AnswerBook
 from autograder.context import ReferenceCache
 from autograder.errors import ConfigError
 from conftest import REFERENCE

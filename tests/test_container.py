@@ -147,7 +147,7 @@ def test_a_worker_killed_by_the_container_is_the_graders_fault(tmp_path, bump, r
     root = tmp_path / "root"
     memory = fake_v1(root)
     (tmp_path / "likelihood.py").write_text(WAITS_TO_BE_KILLED)
-    files = {**present_files(REFERENCE), "likelihood.py": tmp_path / "likelihood.py"}
+    files = {**present_files(REFERENCE, load_assignment().student_files), "likelihood.py": tmp_path / "likelihood.py"}
     ctx = GradingContext(load_assignment(), files, container=Container.find(root))
     try:
         worker = ctx._worker("student", files, "likelihood")

@@ -1,6 +1,6 @@
 """The mutation corpus through the real harness: correct variants get full marks, every mistake is caught.
 
-Each entry of ``tests/fixtures/corpus/manifest.yml`` (read by ``autograder.corpus``) becomes a submission (its fixture plus the
+Each entry of ``tests/fixtures/corpus/manifest.yml`` (read by ``autograder.staff.corpus``) becomes a submission (its fixture plus the
 reference's other two files) graded in-process by ``autograder.runner.grade``, restricted to the
 graded tests that run the replaced file.  The harness's disk cache of reference answers serves them, so the
 reference solution's answers are computed once per request.
@@ -13,8 +13,9 @@ import json
 import pytest
 
 from autograder.config import load_assignment
-from autograder.context import REFERENCE_CACHE_DIR, ReferenceCache
-from autograder.corpus import expectation_problems, load_corpus
+from autograder.context import ReferenceCache
+from autograder.paths import REFERENCE_CACHE_DIR
+from autograder.staff.corpus import expectation_problems, load_corpus
 from autograder.runner import grade
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from autograder.q6.model import GPT2Config
-from autograder.q6.models import ModelCache, model_config, save_checkpoint
+from autograder.q6.grading_models import ModelCache, model_config, save_checkpoint
 from autograder.q6.synthetic import synthetic_gpt2
 
 V = 50257

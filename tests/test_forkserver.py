@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from autograder import isolation
+from autograder.sandbox import identity
 from autograder.config import load_assignment
 from autograder.context import GradingContext, present_files
 from autograder.errors import StudentCrash
@@ -28,7 +28,7 @@ def _open_files(pid: int) -> list[str]:
 
 @pytest.fixture
 def context():
-    ctx = GradingContext(load_assignment(), present_files(REFERENCE))
+    ctx = GradingContext(load_assignment(), present_files(REFERENCE, load_assignment().student_files))
     try:
         yield ctx
     finally:
@@ -43,7 +43,7 @@ def test_a_worker_is_the_harness_child_and_holds_no_socket_of_the_server(context
     files = _open_files(pid)
     assert not [f for f in files if f.startswith("socket:")], files
     assert len(files) == 5, files  # stdin (/dev/null), output log twice, request and answer pipes
-    if os.geteuid() == 0 and isolation.worker_users():
+    if os.geteuid() == 0 and identity.worker_users():
         assert os.stat(f"/proc/{pid}").st_uid == context.isolation.identity.uid
         assert os.stat(f"/proc/{context.isolation.server.pid}").st_uid == 0
     server = context.isolation.server.pid
@@ -71,10 +71,10 @@ def test_the_server_log_is_private_to_the_harness(context):
 def test_closing_a_run_twice_changes_nothing(tmp_path):
     before = os.umask(0o022)
     try:
-        first = GradingContext(load_assignment(), present_files(REFERENCE))
+        first = GradingContext(load_assignment(), present_files(REFERENCE, load_assignment().student_files))
         first.close()
         first.close()
-        second = GradingContext(load_assignment(), present_files(REFERENCE))
+        second = GradingContext(load_assignment(), present_files(REFERENCE, load_assignment().student_files))
         try:
             probe = tmp_path / "probe"
             probe.write_text("written while grading")

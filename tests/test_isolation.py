@@ -2,6 +2,7 @@
 the results failsafe and the time budget of a submission that never returns."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -12,25 +13,45 @@ from pathlib import Path
 
 import pytest
 
-from autograder import failsafe, isolation, reaper
+from autograder import errors, failsafe, paths
+from autograder.sandbox import access, identity, isolation, locking, reaper
+from autograder.sandbox.runtime import build_runtime, runtime_files
 from autograder.config import load_assignment
-from autograder.confine import Confinement
-from autograder.sandbox import Limits
+from autograder.sandbox.confine import Confinement
+from autograder.sandbox.handle import Limits
 from attack_support import open_dir
 from conftest import ROOT, strict_json
 
-ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not isolation.worker_users(),
+ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not identity.worker_users(),
                                      reason="needs root and the ag-worker users of ./setup.sh")
 
 
+# What a worker process gets: the sandbox modules it runs, the drivers of question 6 with what they
+# import, the data they read, and of the harness core only the errors and the paths they name.
+WORKER_RUNTIME = [
+    "autograder/__init__.py", "autograder/errors.py", "autograder/paths.py",
+    "autograder/q6/__init__.py", "autograder/q6/course.py", "autograder/q6/data/natural_train.txt",
+    "autograder/q6/designed.py", "autograder/q6/drivers.py", "autograder/q6/grading_models.py",
+    "autograder/q6/history.py", "autograder/q6/model.py", "autograder/q6/synthetic.py",
+    "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/vocabulary.py",
+    "autograder/sandbox/__init__.py", "autograder/sandbox/calls.py", "autograder/sandbox/confine.py",
+    "autograder/sandbox/forkserver.py", "autograder/sandbox/heap.py", "autograder/sandbox/import_hints.py",
+    "autograder/sandbox/mounts.py", "autograder/sandbox/protocol.py", "autograder/sandbox/worker.py",
+]
+
+
 def test_the_worker_runtime_holds_what_workers_import_and_nothing_else():
-    files = isolation.runtime_files(load_assignment().drivers)
-    for needed in ("autograder/worker.py", "autograder/protocol.py", "autograder/q6/drivers.py",
-                   "autograder/q6/textmodel.py", "autograder/q6/tokenizer.py", "autograder/q6/data/natural_train.txt"):
-        assert needed in files
-    for secret in ("checks.py", "laws.py", "snippets.py", "runner.py", "testing.py", "stats.py",
-                   "natural_test.txt", "tests_hidden", "reference_solution", ".cache"):
-        assert not any(secret in f for f in files), secret
+    assert runtime_files(load_assignment().drivers) == WORKER_RUNTIME
+
+
+def test_the_worker_runtime_is_the_sandbox_and_the_drivers_imports():
+    core = [f for f in WORKER_RUNTIME if not f.startswith(("autograder/sandbox/", "autograder/q6/"))]
+    assert core == ["autograder/__init__.py", "autograder/errors.py", "autograder/paths.py"]
+    for shared in core:  # of the harness they import the paths at most
+        tree = ast.parse((ROOT / shared).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert {m for m in imported if m and m.startswith("autograder")} <= {"autograder.paths"}, shared
 
 
 def test_lock_and_unlock_a_tree(tmp_path):
@@ -41,15 +62,15 @@ def test_lock_and_unlock_a_tree(tmp_path):
     venv = tmp_path / "venv"
     venv.mkdir(mode=0o755)
     (root / ".venv").symlink_to(venv)
-    assert not isolation.tree_locked(root)
-    isolation.lock_tree(root, exposed=(root / "model/ckpt.bin",))
-    assert isolation.tree_locked(root)
+    assert not locking.tree_locked(root)
+    locking.lock_tree(root, exposed=(root / "model/ckpt.bin",))
+    assert locking.tree_locked(root)
     assert os.stat(root).st_mode & 0o007 == 0o001               # traverse only
     assert os.stat(root / "tests_hidden/a.py").st_mode & 0o007 == 0
     assert os.stat(root / "model/ckpt.bin").st_mode & 0o004      # a checkpoint stays readable
     assert os.stat(venv).st_mode & 0o777 == 0o755                # the venv is not touched
-    isolation.unlock_tree(root)
-    assert not isolation.tree_locked(root)
+    locking.unlock_tree(root)
+    assert not locking.tree_locked(root)
     assert os.stat(root / "tests_hidden/a.py").st_mode & 0o004
 
 
@@ -60,9 +81,9 @@ def test_the_worker_user_can_read_the_runtime_but_not_a_locked_tree():
     for rel in ("tests_hidden/assignment.yml", "reference_solution/sample.py", "autograder/config.py"):
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree / rel).write_text("secret")
-    isolation.lock_tree(tree)
-    runtime = isolation.build_runtime(base / "runtime", "autograder.q6.drivers")
-    user = isolation.worker_users()[-1]
+    locking.lock_tree(tree)
+    runtime = build_runtime(base / "runtime", "autograder.q6.drivers")
+    user = identity.worker_users()[-1]
     probe = ("import sys\nfor p in sys.argv[1:]:\n    try:\n        open(p).read(); print('READ', p)\n"
              "    except OSError as e:\n        print('DENIED', p, type(e).__name__)\n")
     targets = [tree / "tests_hidden/assignment.yml", tree / "reference_solution/sample.py",
@@ -124,7 +145,7 @@ def test_a_submission_that_never_returns_is_graded_well_within_gradescopes_10_mi
 
 def test_setup_creates_the_users_and_run_autograder_keeps_the_failsafe():
     setup = (ROOT / "setup.sh").read_text()
-    assert "useradd --system" in setup and "autograder.isolation traverse --grant" in setup
+    assert "useradd --system" in setup and "-m autograder isolation traverse \"$here\" --grant" in setup
     assert "autograder/failsafe.py" in (ROOT / "run_autograder").read_text()
 
 
@@ -139,17 +160,17 @@ def test_what_the_harness_writes_while_grading_is_private_to_it(tmp_path):
         (cache / "answer").write_text("reference answer")
         iso.close()
         assert os.stat(cache).st_mode & 0o077 == 0 and os.stat(cache / "answer").st_mode & 0o077 == 0
-        assert os.stat(iso.runtime / "autograder/worker.py").st_mode & 0o777 == 0o644
+        assert os.stat(iso.runtime / "autograder/sandbox/worker.py").st_mode & 0o777 == 0o644
         assert os.umask(0o022) == 0o022  # restored when the run ended
     finally:
         os.umask(before)
 
 
 def test_a_relative_checkpoint_is_reachable_from_the_runtime(tmp_path):
-    runtime = isolation.build_runtime(tmp_path / "runtime", "autograder.q6.drivers",
+    runtime = build_runtime(tmp_path / "runtime", "autograder.q6.drivers",
                                       {"course": {"kind": "checkpoint", "path": "checkpoints/gpt2.bin"}})
     link = runtime / "checkpoints/gpt2.bin"
-    assert link.is_symlink() and os.readlink(link) == str(isolation.HARNESS_ROOT / "checkpoints/gpt2.bin")
+    assert link.is_symlink() and os.readlink(link) == str(paths.HARNESS_ROOT / "checkpoints/gpt2.bin")
 
 
 @ROOT_WITH_USERS
@@ -158,12 +179,19 @@ def test_an_interpreter_closed_to_the_worker_users_is_reported_and_refused_on_gr
     closed.mkdir()
     monkeypatch.setattr(sys, "executable", str(closed / "python"))
     (closed / "python").symlink_to(os.path.realpath(sys.__dict__.get("_base_executable", "/usr/bin/python3")))
-    assert isolation.closed_to_workers() == closed / "python"
+    assert access.closed_to_workers() == closed / "python"
     (tmp_path / "work").mkdir()
-    with pytest.raises(isolation.AutograderError, match="cannot reach"):
+    with pytest.raises(errors.AutograderError, match="cannot reach"):
         isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers", require=True)
     iso = isolation.Isolation.start(tmp_path / "work", "autograder.q6.drivers", require=False, unsafe=True)
     try:
         assert iso.identity is None and "cannot reach" in "\n".join(iso.report())
     finally:
         iso.close()
+
+
+def test_grade_is_the_front_door_of_the_package():
+    import autograder
+    from autograder.runner import grade
+
+    assert autograder.grade is grade

@@ -35,7 +35,7 @@ def _rss(pid: int) -> int:
 
 def test_a_worker_gives_back_the_memory_a_call_freed(tmp_path):
     (tmp_path / "likelihood.py").write_text((REFERENCE / "likelihood.py").read_text() + FRAGMENTS_THE_HEAP)
-    files = {**present_files(REFERENCE), "likelihood.py": tmp_path / "likelihood.py"}
+    files = {**present_files(REFERENCE, load_assignment().student_files), "likelihood.py": tmp_path / "likelihood.py"}
     assignment = load_assignment()
     ctx = GradingContext(assignment, files)
     try:
@@ -62,7 +62,7 @@ PINS_THE_HEAP = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import torch
-from autograder.heap import map_large_blocks
+from autograder.sandbox.heap import map_large_blocks
 if sys.argv[2] == "mapped":
     map_large_blocks()
 

@@ -7,7 +7,7 @@ import torch
 
 from autograder.errors import ConfigError
 from autograder.q6.model import Exact, GPT2Config
-from autograder.q6.models import build_model, load_checkpoint, save_checkpoint
+from autograder.q6.grading_models import build_model, load_checkpoint, save_checkpoint
 from autograder.q6.synthetic import _uniform, synthetic_gpt2
 
 SMALL = GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, n_ctx=64)

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from autograder import protocol
+from autograder.sandbox import protocol
 from autograder.errors import ProtocolError
 
 

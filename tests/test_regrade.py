@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from autograder.errors import ExportError, UsageError
-from autograder.export import open_export
-from autograder.regrade import Regrade, parse_shard, shard_of
+from autograder.staff.export import open_export
+from autograder.staff.regrade import Regrade, parse_shard, shard_of
 from conftest import ROOT, strict_json
 from workflow_support import submission, template_submission, tiny_config, zip_of
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from autograder.errors import UsageError
-from autograder.rerun import rerun
+from autograder.staff.rerun import rerun
 from autograder.runner import grade
 from conftest import ROOT
 from workflow_support import HALVED_LIKELIHOOD, submission

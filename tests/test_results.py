@@ -41,3 +41,14 @@ def test_autograder_failure_gives_nothing_and_hides_the_traceback():
     visible = [t for t in out["tests"] if t["visibility"] != "hidden"]
     assert visible and all("secret" not in t["output"] for t in visible)
     assert any("secret" in t["output"] for t in out["tests"] if t["visibility"] == "hidden")
+
+
+def test_a_tests_id_and_harness_fault_survive_results_json():
+    graded = TestResult(name="6d-0-basic: a title", points=2.0, score=2.0, passed=True,
+                        extra_data={"test_id": "6d-0-basic"}, test_id="6d-0-basic")
+    faulty = GradingResults.autograder_failure("it broke", "traceback", tests=[graded])
+    data = json.loads(faulty.dumps())
+    assert "harness_fault" not in data["tests"][0]["extra_data"]       # a graded test's file is as before
+    read = [TestResult.from_gradescope(t) for t in data["tests"]]
+    assert [(t.test_id, t.harness_fault) for t in read] == [("6d-0-basic", False), (None, True), (None, True)]
+    assert [t.name for t in faulty.harness_faults] == ["autograder error", "autograder error (staff detail)"]

@@ -13,9 +13,9 @@ from autograder.config import DEFAULT_CONFIG, load_assignment
 from autograder.context import join_answers, split_request
 from autograder.errors import AutograderError, ConfigError
 from autograder.q6 import laws
-from autograder.q6.checks import SamplerScenario, _reseeds_itself
+from autograder.q6.judge import SamplerScenario, _reseeds_itself
 from autograder.q6.model import Exact
-from autograder.q6.models import ModelCache, build_model, model_config
+from autograder.q6.grading_models import ModelCache, build_model, model_config
 
 ASSIGNMENT = load_assignment()
 

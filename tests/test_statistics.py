@@ -9,10 +9,11 @@ from scipy import stats as sps
 from autograder import stats
 from autograder.config import load_assignment
 from autograder.q6 import power
-from autograder.q6.designed import VOCAB, ProfileLaw, profile_probs
+from autograder.q6.designed import ProfileLaw, profile_probs
+from autograder.q6.vocabulary import VOCAB_SIZE
 from autograder.q6.history import decode
 from autograder.q6.model import GPT2
-from autograder.q6.models import build_model, model_config
+from autograder.q6.grading_models import build_model, model_config
 
 PROFILE40 = {"kind": "profile", "salt": 11, "top_k": 40, "head": 0.7, "spread": 1.0, "beyond": 0.3}
 
@@ -47,7 +48,7 @@ def test_ks_rejects_a_greedy_sampler():
 def test_effective_temperature_recovers_a_tempered_sampler():
     rng = np.random.Generator(np.random.PCG64(3))
     p = power.reference_law(PROFILE40, None)
-    q = power.tempered(p, 2.0)
+    q = stats.tempered(p, 2.0)
     drawn = rng.choice(len(p), size=3000, p=q)
     beta = stats.effective_inverse_temperature([np.log(p)] * len(drawn), drawn)
     assert 1 / beta == pytest.approx(2.0, rel=0.1)
@@ -74,7 +75,7 @@ def test_profile_model_cache_matches_the_full_forward():
         _, past = model(ids[:, :2])
         step, past = model(ids[:, 2:], past=past)
     history = decode(past[0][0])          # (B, T, 3): token, position, token type
-    assert torch.equal(step, full[:, 2:]) and full.shape[-1] == VOCAB
+    assert torch.equal(step, full[:, 2:]) and full.shape[-1] == VOCAB_SIZE
     assert history[0, :, 0].tolist() == ids[0].tolist() and history[0, :, 1].tolist() == list(range(5))
 
 
@@ -94,6 +95,6 @@ def test_designed_power_is_proven_for_the_configured_draws():
     assert judged == 4
     p = power.reference_law(PROFILE40, None)
     report = power.sampler_power(PROFILE40, None, 2200, 1e-6)
-    simulated = power.simulated_power(p, power.tempered(p, 1.1), 2200, 1e-6, reps=200)
+    simulated = stats.simulated_power(p, stats.tempered(p, 1.1), 2200, 1e-6, reps=200)
     assert simulated >= report.power_hot - 0.03
-    assert power.dkw_power(0.1, 100, 1e-6) == 0.0  # too few draws: no claim
+    assert stats.dkw_power(0.1, 100, 1e-6) == 0.0  # too few draws: no claim

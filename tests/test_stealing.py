@@ -22,7 +22,7 @@ import pytest
 
 from attack_support import (build_attack, check_results_file, harness_faults, leaks, machine_leftovers, open_dir,
                             outputs, secret_lines)
-from autograder import isolation, view
+from autograder.sandbox import identity, view
 from autograder.runner import grade
 from conftest import REFERENCE, ROOT, strict_json
 from workflow_support import copy_source, tiny_config
@@ -153,13 +153,13 @@ def printed(log: list[str]) -> set[str]:
 @pytest.fixture
 def unprivileged():
     """An unprivileged user no grading run holds, to play a TA without root."""
-    for user in reversed(isolation.worker_users()):
-        identity = isolation.try_identity(user)
-        if identity is not None:
+    for user in reversed(identity.worker_users()):
+        taken = identity.try_identity(user)
+        if taken is not None:
             try:
-                yield identity
+                yield taken
             finally:
-                identity.release()
+                taken.release()
             return
     pytest.skip("every worker user is busy")
 

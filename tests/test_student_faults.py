@@ -17,15 +17,15 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from autograder.calls import CALL_PHRASE, call_student, signature_of
-from autograder.corpus import expectation_problems, load_corpus
+from autograder.sandbox.calls import CALL_PHRASE, call_student, signature_of
+from autograder.staff.corpus import expectation_problems, load_corpus
 from autograder.errors import InvalidReturn, StudentCall
-from autograder.import_hints import import_hint
+from autograder.sandbox.import_hints import import_hint
 from autograder.q6.course import GRADED, OLDER_LAYOUTS, PACKAGE_EXPORTS, SAMPLE
 from autograder.q6.drivers import as_array, as_float
 from autograder.results import GradingResults, TestResult
 from autograder.runner import grade
-from autograder.worker import export_from_package
+from autograder.sandbox.worker import export_from_package
 from conftest import FIXTURES, REFERENCE, TEMPLATE
 
 FAULTS = FIXTURES / "faults"
@@ -221,8 +221,8 @@ def test_an_import_error_raised_by_other_code_gets_no_hint(tmp_path, monkeypatch
 def test_a_test_that_could_not_be_graded_contradicts_any_manifest_verdict():
     entry = next(e for e in load_corpus().entries if e.correct and e.file == "likelihood.py")
     results = GradingResults(tests=[TestResult(
-        name="6d-0-basic: log-likelihood", points=2.0, score=0.0, passed=False,
-        output="autograder error: this test could not be graded; course staff have the details.")])
+        name="6d-0-basic: log-likelihood", points=2.0, score=0.0, passed=False, test_id="6d-0-basic",
+        harness_fault=True, output="autograder error: this test could not be graded; course staff have the details.")])
     problems = expectation_problems(entry, results, frozenset({"6d-0-basic"}))
     assert problems and problems[0].startswith("the harness faulted: 6d-0-basic: autograder error"), problems
 
@@ -267,8 +267,8 @@ def test_a_student_mistake_fails_its_tests_with_the_file_and_the_fix(fault, subm
     replaced = fault.fixture.split("_", 1)[0] + ".py"
     results, _ = grade(submission_from({replaced: FAULTS / f"{fault.fixture}.py"}),
                        only=frozenset({fault.public, fault.hidden}))
-    assert not [t.name for t in results.tests if t.output.startswith("autograder error")]
-    tests = {t.name.split(":", 1)[0]: t for t in results.tests}
+    assert not [t.name for t in results.harness_faults]
+    tests = {t.test_id or t.name: t for t in results.tests}
     assert set(tests) == {fault.public, fault.hidden}, "only the graded tests: no autograder-error test"
     assert all(not t.passed and t.score == 0 for t in tests.values())
     public = tests[fault.public].output
@@ -278,14 +278,14 @@ def test_a_student_mistake_fails_its_tests_with_the_file_and_the_fix(fault, subm
 
 @pytest.mark.slow
 def test_a_fault_of_a_driver_before_the_student_call_is_an_autograder_error(monkeypatch, submission_from):
-    from autograder.q6 import checks
+    from autograder.q6 import judge
 
     def shape_of_a_malformed_request(t, sc, models):
         t.student("sample", {"prompts": []})  # no model named: drive_sample fails before calling sample()
 
-    monkeypatch.setattr(checks, "sample_shape", shape_of_a_malformed_request)
+    monkeypatch.setattr(judge, "sample_shape", shape_of_a_malformed_request)
     results, _ = grade(submission_from(), only=frozenset({"6c-0-basic", "6d-0-basic"}))
-    tests = {t.name.split(":", 1)[0]: t for t in results.tests}
+    tests = {t.test_id or t.name: t for t in results.tests}
     could_not = "autograder error: this test could not be graded; course staff have the details."
     assert tests["6c-0-basic"].output == could_not
     assert tests["6c-0-basic"].score == 0 and tests["6d-0-basic"].passed

@@ -10,10 +10,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from autograder.config import load_assignment
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference_solution"
 TEMPLATE = ROOT / "student_template"
-STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
+STUDENT_FILES = load_assignment().student_files
 BLOCK = re.compile(r"(?ms)^[ \t]*### START CODE HERE ###\n(.*?)^[ \t]*### END CODE HERE ###\n")
 V, TOP_K = 50, 5
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from autograder.q6.snippets import SNIPPET_CHARS, labelled_snippets, natural_snippets, random_letter_snippet
-from autograder.q6.textmodel import OFFSET_HIGH, OFFSET_LOW, VOCAB_SIZE, build_text_model, row_offsets
+from autograder.q6.textmodel import OFFSET_HIGH, OFFSET_LOW, build_text_model, row_offsets
+from autograder.q6.vocabulary import VOCAB_SIZE
 from autograder.q6.tokenizer import GPT2Tokenizer
 
 

@@ -21,7 +21,7 @@ from autograder import failsafe, testing
 from autograder.budget import MIN_CALL_SECONDS, Budget
 from autograder.config import DEFAULT_TIME_BUDGET, load_assignment
 from autograder.errors import AutograderError, BudgetSpent, BudgetTimeout, ConfigError, StudentTimeout
-from conftest import ROOT, run_autograder, strict_json
+from conftest import ROOT, result_id, run_autograder, strict_json
 
 CONFIG = ROOT / "tests_hidden" / "assignment.yml"
 
@@ -282,7 +282,7 @@ def test_a_submission_that_hangs_everywhere_gets_every_result_within_the_budget(
     took = time.monotonic() - started
     assert took < budget, f"the grade took {took:.1f} s of its {budget:g} s budget"
     check_results_file(tmp_path / "results.json")  # strict JSON, and no autograder error: the hang is the student's
-    tests = {t["name"].split(":", 1)[0]: t for t in results["tests"]}
+    tests = {result_id(t): t for t in results["tests"]}
     assert sorted(tests) == sorted(ids) and results["score"] == 0
     reasons = {"timeout": r"^\w+\.py did not finish within 5 s \(time limit",
                "cut": r"^\w+\.py did not finish within the [0-9.]+ s left of the grading time budget",
@@ -319,7 +319,7 @@ def test_a_stopped_grade_stops_its_workers_and_leaves_its_progress(tmp_path):
     assert grade.returncode == 124, out + err
     assert not results.exists()
     known = strict_json(progress.read_text())
-    assert [t["name"].split(":", 1)[0] for t in known["tests"][:len(ids)]] == [
+    assert [result_id(t) for t in known["tests"][:len(ids)]] == [
         spec.id for spec in load_assignment(config).tests]
     assert harness_faults(known) == ["autograder error", "autograder error (staff detail)"]
     assert all(t["output"].startswith("not run: grading was stopped at the end of its time budget (120 s)")

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli, isolation, view
+from autograder import cli
+from autograder.sandbox import identity, view
 from autograder.config import load_assignment
-from autograder.confine import Confinement
+from autograder.sandbox.confine import Confinement
 from autograder.context import GradingContext, present_files
 from autograder.runner import grade
 from attack_support import leaks, secret_lines
 from conftest import REFERENCE, ROOT, TEMPLATE
 from workflow_support import tiny_config
 
-ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not isolation.worker_users(),
+ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not identity.worker_users(),
                                      reason="needs root and the ag-worker users of ./setup.sh")
 NO_NAMESPACES = "unshare(CLONE_NEWNS): Operation not permitted"
 
@@ -44,7 +45,7 @@ def test_the_refusal_says_what_is_missing_what_it_risks_and_the_fix():
 
 @ROOT_WITH_USERS
 def test_a_student_worker_sees_only_its_view_and_the_reference_worker_the_machine():
-    ctx = GradingContext(load_assignment(), present_files(TEMPLATE))
+    ctx = GradingContext(load_assignment(), present_files(TEMPLATE, load_assignment().student_files))
     try:
         student = ctx._worker("student", ctx.submission, "sample")
         reference = ctx._worker("reference", ctx.reference, "sample")
@@ -79,7 +80,7 @@ def test_a_worker_whose_view_cannot_be_built_runs_nothing(tmp_path):
 def test_grading_refuses_where_student_code_could_read_the_harness(monkeypatch):
     monkeypatch.setattr(view, "run_view", lambda *args: (None, NO_NAMESPACES))
     results, log = grade(REFERENCE, only=frozenset({"6d-0-basic"}))
-    assert results.score == 0 and results.tests[0].name.startswith("autograder error")
+    assert results.score == 0 and results.tests[0].harness_fault
     assert "UnprotectedError: cannot hide the harness tree from student code here" in "\n".join(log)
 
 
@@ -93,7 +94,7 @@ def test_staff_commands_refuse_and_say_why(monkeypatch, capsys, tmp_path, comman
     monkeypatch.setattr(view, "machine_problem", lambda *args: NO_NAMESPACES)
     (tmp_path / "submission_metadata.yml").write_text("{}\n")
     argv = [a.format(sub=REFERENCE, tmp=tmp_path) for a in command]
-    if os.geteuid() == 0 and not isolation.worker_users():
+    if os.geteuid() == 0 and not identity.worker_users():
         pytest.skip("no worker users: the refusal names them instead")
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -113,7 +114,7 @@ def test_unsafe_grades_anyway_and_the_log_says_so(monkeypatch, capsys, tmp_path)
     out = capsys.readouterr()
     assert "autograder: warning: cannot hide the harness tree" in out.err
     assert "Total: 2 / 2" in out.out
-    if os.geteuid() == 0 and isolation.worker_users():
+    if os.geteuid() == 0 and identity.worker_users():
         assert "protections off: files: cannot hide the harness tree" in out.out and "(graded with --unsafe)" in out.out
 
 

@@ -27,7 +27,7 @@ def _scratch(prefix: str) -> Path:
 @functools.lru_cache(maxsize=None)
 def built_dist():
     """``build`` of this checkout, once per test session: (out folder, BuildReport)."""
-    from autograder.build import build
+    from autograder.staff.build import build
 
     out = _scratch("wf-dist-") / "dist"
     return out, build(out)

@@ -1,6 +1,6 @@
 """The hidden ("-hidden") tests of question 6: students see pass/fail and a one-line hint.
 
-Each test's inputs are its ``params`` in assignment.yml; the checks live in autograder/q6/checks.py.
+Each test's inputs are its ``params`` in assignment.yml; the checks live in autograder/q6/judge.py.
 """
 from autograder.q6.testcase import Q6TestCase
 from autograder.testing import graded

@@ -6,7 +6,7 @@ feedback quotes them.  ``OLDER_LAYOUTS`` are package names of the course's earli
 """
 from __future__ import annotations
 
-from autograder.calls import Expected
+from autograder.sandbox.calls import Expected
 
 SAMPLE = Expected.parse(
     "sample.py", "sample(model, start_text, config, length, temperature=None, temperature_horizon=1)")
@@ -15,6 +15,7 @@ TEMPERATURE_SCALE = Expected.parse(
 LOG_LIKELIHOOD = Expected.parse("likelihood.py", "log_likelihood(model, text)")
 CLASSIFICATION = Expected.parse("classifier.py", "classification(model, text)")
 GRADED = (SAMPLE, TEMPERATURE_SCALE, LOG_LIKELIHOOD, CLASSIFICATION)
+STUDENT_FILES = tuple(dict.fromkeys(f.file for f in GRADED))   # sample.py, likelihood.py, classifier.py
 
 OLDER_LAYOUTS = ("questions",)
 

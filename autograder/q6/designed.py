@@ -26,7 +26,8 @@ import math
 import numpy as np
 import torch
 
-VOCAB = 50257                 # 29 * 1733: multipliers coprime to both give permutations
+from autograder.q6.vocabulary import VOCAB_SIZE  # 29 * 1733: multipliers coprime to both give permutations
+
 _MOD = (1 << 61) - 1          # Mersenne prime for the rolling context hash
 _MUL = 1_000_003
 
@@ -39,13 +40,13 @@ def profile_probs(top_k: int, head: float, spread: float, beyond: float) -> np.n
     geometrically from just below the k-th rank and take up to 90% of ``beyond``; all other
     tokens share the rest equally.
     """
-    if not (2 <= top_k <= VOCAB // 8 and 0 < head < 1 and 0 < spread <= 1 and 0 < beyond < 1):
+    if not (2 <= top_k <= VOCAB_SIZE // 8 and 0 < head < 1 and 0 < spread <= 1 and 0 < beyond < 1):
         raise ValueError(f"bad profile: top_k={top_k} head={head} spread={spread} beyond={beyond}")
     decay = spread ** (np.arange(top_k - 1) / max(top_k - 2, 1))
     inside = np.concatenate([[head], (1 - head) * decay / decay.sum()]) * (1 - beyond)
     shape = 0.5 ** (np.arange(3 * top_k) / top_k)
     near = min(0.9 * inside.min(), 0.9 * beyond / shape.sum()) * shape
-    tail = np.full(VOCAB - 4 * top_k, (beyond - near.sum()) / (VOCAB - 4 * top_k))
+    tail = np.full(VOCAB_SIZE - 4 * top_k, (beyond - near.sum()) / (VOCAB_SIZE - 4 * top_k))
     if not tail[0] < near.min() < inside.min():
         raise ValueError("profile's ranks must decrease: widen 'beyond' or raise 'spread'")
     probs = np.concatenate([inside, near, tail])
@@ -54,10 +55,10 @@ def profile_probs(top_k: int, head: float, spread: float, beyond: float) -> np.n
 
 def _affine(h: int) -> tuple[int, int]:
     """A permutation i -> (a*i + b) mod V of the vocabulary, chosen by the hash h."""
-    a = 1 + h % (VOCAB - 1)
-    while math.gcd(a, VOCAB) != 1:
+    a = 1 + h % (VOCAB_SIZE - 1)
+    while math.gcd(a, VOCAB_SIZE) != 1:
         a += 1
-    return a, (h >> 17) % VOCAB
+    return a, (h >> 17) % VOCAB_SIZE
 
 
 class ProfileLaw:
@@ -85,10 +86,10 @@ class ProfileLaw:
         return out
 
     @staticmethod
-    def ranks_to_tokens(h: int, n: int = VOCAB) -> torch.Tensor:
+    def ranks_to_tokens(h: int, n: int = VOCAB_SIZE) -> torch.Tensor:
         """Token ids of ranks 0..n-1 in the context with hash h."""
         a, b = _affine(h)
-        return (torch.arange(n, dtype=torch.long) * a + b) % VOCAB       # (n,)
+        return (torch.arange(n, dtype=torch.long) * a + b) % VOCAB_SIZE       # (n,)
 
     def in_top_k(self, tokens: list[int], start: int, top_k: int) -> np.ndarray:
         """(L,) booleans: is each token from position ``start`` on among the ``top_k`` most likely
@@ -100,7 +101,7 @@ class ProfileLaw:
         out = np.empty(len(tokens) - start, dtype=bool)
         for i, pos in enumerate(range(start, len(tokens))):
             a, b = _affine(hashes[pos - 1])
-            out[i] = (int(tokens[pos]) - b) * pow(a, -1, VOCAB) % VOCAB < top_k
+            out[i] = (int(tokens[pos]) - b) * pow(a, -1, VOCAB_SIZE) % VOCAB_SIZE < top_k
         return out
 
     def step_laws(self, tokens: list[int], start: int, top_k: int, temperature: float | None) -> np.ndarray:
@@ -116,7 +117,7 @@ class ProfileLaw:
         probs = np.exp(by_rank - by_rank[0])                             # rank 0 is the largest
         probs /= math.fsum(probs)
         hashes = self.context_hashes(tokens)
-        out = np.zeros((len(tokens) - start, VOCAB))                      # (L, V)
+        out = np.zeros((len(tokens) - start, VOCAB_SIZE))                      # (L, V)
         for i, pos in enumerate(range(start, len(tokens))):
             out[i, self.ranks_to_tokens(hashes[pos - 1], top_k).numpy()] = probs
         return out
@@ -125,7 +126,7 @@ class ProfileLaw:
         """(B, L) tokens seen -> (B, L - start, V) logits after each of history[:, start:]."""
         B, L = history.shape
         head = self._head.to(dtype)
-        out = torch.full((B, L - start, VOCAB), self._tail, dtype=dtype)   # (B, T, V)
+        out = torch.full((B, L - start, VOCAB_SIZE), self._tail, dtype=dtype)   # (B, T, V)
         for row in range(B):
             for t, h in enumerate(self.context_hashes(history[row].tolist())[start:]):
                 out[row, t, self.ranks_to_tokens(h, self.n_placed)] = head

@@ -18,12 +18,15 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from autograder.calls import Expected, call_student
+from autograder.sandbox.calls import Expected, call_student
 from autograder.errors import InvalidReturn
-from autograder.isolation import STORE_VAR
+from autograder.sandbox.worker import STORE_VAR
 from autograder.q6.course import CLASSIFICATION, LOG_LIKELIHOOD, SAMPLE, TEMPERATURE_SCALE
 from autograder.q6.course import OLDER_LAYOUTS, PACKAGE_EXPORTS  # noqa: F401 - read by the worker
-from autograder.q6.models import ModelCache
+from autograder.q6.course import STUDENT_FILES  # noqa: F401 - read by the harness (Assignment.student_files)
+from autograder.q6.grading_models import ModelCache
+
+RUNTIME_DATA = ("data/natural_train.txt",)  # what workers read besides modules (relative to this package)
 
 
 class WorkerContext:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from autograder.heap import return_freed_memory
+from autograder.sandbox.heap import return_freed_memory
 from autograder.q6.drivers import top_k_filter
 
 NEG = -1e10  # the course's mask value

@@ -31,6 +31,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from autograder.q6.history import designed_forward
+from autograder.q6.vocabulary import VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class GPT2Config:
     """Field names are the course's ``config.yml`` keys, so student code reads them unchanged."""
 
     seed: int = 20190929            # the course's seed; synthetic models derive weights from it
-    vocab_size: int = 50257         # GPT-2 BPE vocabulary, kept in every grading model
+    vocab_size: int = VOCAB_SIZE    # GPT-2 BPE vocabulary, kept in every grading model
     n_positions: int = 1024         # rows of the position table
     n_ctx: int = 1024               # context limit students may assume: longer texts fail
     n_embd: int = 768               # residual width

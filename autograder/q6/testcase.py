@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.errors import ConfigError
-from autograder.q6 import checks
-from autograder.q6.models import ModelCache
+from autograder.q6 import judge
+from autograder.q6.grading_models import ModelCache
 from autograder.q6.tokenizer import GPT2Tokenizer
+from autograder.q6.vocabulary import END_OF_TEXT_ID
 from autograder.testing import GradedTestCase
 
 
@@ -32,7 +33,7 @@ class Q6TestCase(GradedTestCase):
     def random_texts(self, lengths: list[int]) -> list[np.ndarray]:
         """Token sequences of the given lengths, drawn from this test's seed."""
         rng = np.random.Generator(np.random.PCG64(self.ctx.seed(self.spec.id, "texts")))
-        return [rng.integers(0, 50256, size=(1, n), dtype=np.int64) for n in lengths]
+        return [rng.integers(0, END_OF_TEXT_ID, size=(1, n), dtype=np.int64) for n in lengths]
 
     def snippets(self, n_random: int, n_natural: int) -> tuple[list[np.ndarray], list[bool]]:
         """Encoded 100-character snippets and their labels (True = random letters)."""
@@ -43,8 +44,8 @@ class Q6TestCase(GradedTestCase):
         return texts, [label for _, label in pairs]
 
     def check_sample_shape(self) -> None:
-        sc = checks.SamplerScenario(**self.spec.params["sampler"])
-        self.report(checks.sample_shape(self, sc, self.models))
+        sc = judge.SamplerScenario(**self.spec.params["sampler"])
+        self.report(judge.sample_shape(self, sc, self.models))
 
     def check_params(self) -> None:
         """Run every check this test's params ask for; the first failure fails the test."""
@@ -52,17 +53,17 @@ class Q6TestCase(GradedTestCase):
         if not p:
             raise ConfigError(f"test {self.spec.id} has no params in the assignment config")
         if "direct" in p:
-            self.report(checks.temperature_law(self, models=self.models, **p["direct"]))
+            self.report(judge.temperature_law(self, models=self.models, **p["direct"]))
         if "sampler" in p:
-            self.report(checks.sampler_law(self, checks.SamplerScenario(**p["sampler"]), self.models))
+            self.report(judge.sampler_law(self, judge.SamplerScenario(**p["sampler"]), self.models))
         texts = labels = None
         if "lengths" in p:
             texts = self.random_texts(list(p["lengths"]))
         if "snippets" in p:
             texts, labels = self.snippets(*p["snippets"])
         if texts is not None and self.spec.module == "likelihood":
-            self.report(checks.log_likelihood_values(self, p["model"], texts, self.models))
+            self.report(judge.log_likelihood_values(self, p["model"], texts, self.models))
         if texts is not None and self.spec.module == "classifier":
-            self.report(checks.classification_labels(self, p["model"], texts, labels))
+            self.report(judge.classification_labels(self, p["model"], texts, labels))
             if "course" in self.ctx.assignment.models:
-                self.report(checks.classification_labels(self, "course", texts, labels))
+                self.report(judge.classification_labels(self, "course", texts, labels))

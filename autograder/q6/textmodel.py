@@ -45,8 +45,8 @@ import torch
 
 from autograder.q6.model import GPT2
 from autograder.q6.tokenizer import GPT2Tokenizer
+from autograder.q6.vocabulary import VOCAB_SIZE
 
-VOCAB_SIZE = 50257
 OFFSET_LOW, OFFSET_HIGH = 1.0, 6.0   # nats added to a row's log-probabilities (see row_offsets)
 _OFFSET_MODULUS = 1_000_003          # a prime: the hash of (position, token) is taken modulo it
 TRAIN_PATH = Path(__file__).with_name("data") / "natural_train.txt"

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from autograder.errors import ConfigError
+from autograder.q6.vocabulary import END_OF_TEXT, END_OF_TEXT_ID
 
 ENCODER_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
 VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
-END_OF_TEXT = 50256
 
 
 def bpe_data_dir() -> Path:
@@ -53,7 +53,7 @@ class GPT2Tokenizer:
         )
         return tiktoken.Encoding(
             name="gpt2-offline", pat_str=r50k_pat_str, mergeable_ranks=ranks,
-            special_tokens={"<|endoftext|>": END_OF_TEXT},
+            special_tokens={END_OF_TEXT: END_OF_TEXT_ID},
         )
 
     def encode(self, text: str) -> torch.Tensor:

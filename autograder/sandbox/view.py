@@ -1,6 +1,6 @@
 """What a student worker may see of the machine, and whether this machine can show it only that.
 
-The harness writes the plan of a student worker's private view (plain data; ``autograder.mounts``
+The harness writes the plan of a student worker's private view (plain data; ``autograder.sandbox.mounts``
 builds it in the worker): the interpreter's prefix, the virtual environment with its packages,
 the worker runtime, the model store and the configured checkpoints, read-only; the worker's own
 scratch folder, writable.  The harness tree, the grading run's folder and Gradescope's
@@ -24,13 +24,14 @@ import tempfile
 from pathlib import Path
 
 from autograder.errors import UnprotectedError
-from autograder.mounts import SYSTEM_DIRS
+from autograder.paths import HARNESS_ROOT, on_gradescope
+from autograder.sandbox.mounts import SYSTEM_DIRS
 
 PROBE_SECONDS = 30.0
 # Runs the worker's own confinement, then reports what the view shows of the given paths.
 PROBE = ("import json, os, sys\n"
          "sys.path.insert(0, sys.argv[1])\n"
-         "from autograder.confine import Confinement\n"
+         "from autograder.sandbox.confine import Confinement\n"
          "try:\n"
          "    Confinement.from_data(json.loads(sys.argv[2])).apply()\n"
          "except OSError as exc:\n"
@@ -75,7 +76,7 @@ def minimal(paths: list[str], covers: list[str]) -> list[str]:
 
 def plan(mountpoint: Path, reads: list[str], covers: list[str], user_namespace: bool,
          scratch: Path | None = None) -> dict:
-    """The plain-data plan ``autograder.mounts.enter_view`` builds (``scratch``: writable, and
+    """The plain-data plan ``autograder.sandbox.mounts.enter_view`` builds (``scratch``: writable, and
     the worker's working folder)."""
     covers = list(dict.fromkeys(os.path.abspath(c) for c in covers))
     return {"mountpoint": str(mountpoint), "read": minimal(reads, covers), "cover": covers,
@@ -116,7 +117,7 @@ def run_view(workdir: Path, runtime: Path, store: Path, checkpoints: list[Path],
              uid: int | None, gid: int | None) -> tuple[dict | None, str | None]:
     """The view of one grading run's student workers, tried once as their user: (plan, None), or
     (None, why this machine cannot build it).  ``hidden`` is the harness root and Gradescope's root."""
-    from autograder.confine import Confinement
+    from autograder.sandbox.confine import Confinement
 
     harness, gradescope = hidden
     mountpoint = workdir / "view"
@@ -126,14 +127,14 @@ def run_view(workdir: Path, runtime: Path, store: Path, checkpoints: list[Path],
     absent = [str(harness / p) for p in ("autograder", "tests_hidden", "reference_solution", ".cache")]
     absent += [str(mountpoint), str(gradescope / "submission"), str(gradescope / "results")]
     problem = probe(runtime, Confinement(uid=uid, gid=gid, view=view).as_data(), absent,
-                    [str(runtime / "autograder" / "worker.py"), str(store)])
+                    [str(runtime / "autograder" / "sandbox" / "worker.py"), str(store)])
     return (view, None) if problem is None else (None, problem)
 
 
 def machine_problem(harness_root: Path, uid: int | None = None, gid: int | None = None) -> str | None:
     """Why this machine cannot give student workers a private view (None: it can), tried in a
     throwaway folder with the interpreter alone."""
-    from autograder.confine import Confinement
+    from autograder.sandbox.confine import Confinement
 
     with tempfile.TemporaryDirectory(prefix="ag-view-probe-") as tmp:
         mountpoint = Path(tmp) / "view"
@@ -147,15 +148,16 @@ def machine_problem(harness_root: Path, uid: int | None = None, gid: int | None 
 def check_here(unsafe: bool) -> str | None:
     """Before a staff command grades: raise UnprotectedError where student code could read the
     harness's files here, unless ``unsafe``; then return what it could read (None: nothing)."""
-    from autograder import isolation
+    from autograder.sandbox.access import closed_to_workers
+    from autograder.sandbox.identity import worker_users
 
     privileged = os.geteuid() == 0
-    users = isolation.worker_users() if privileged else []
-    closed = isolation.closed_to_workers() if users else None
+    users = worker_users() if privileged else []
+    closed = closed_to_workers() if users else None
     worker_user = bool(users) and closed is None
-    problem = machine_problem(isolation.HARNESS_ROOT) if worker_user or not privileged else None
+    problem = machine_problem(HARNESS_ROOT) if worker_user or not privileged else None
     exposed = exposure(privileged, worker_user, closed, problem,
-                       gradescope_locked=privileged and isolation.on_gradescope())  # grade locks it first
+                       gradescope_locked=privileged and on_gradescope())  # grade locks it first
     if exposed is not None and not unsafe:
         raise UnprotectedError(refusal(exposed))
     return exposed

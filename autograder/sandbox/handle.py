@@ -1,9 +1,9 @@
 """The harness side of a worker: start it, send a request, wait with a deadline, restart after faults.
 
 Student code is never imported here.  Each ``WorkerHandle`` runs one student module in its own
-process (its own session), forked by the run's ``autograder.forkserver`` and confined by
-``autograder.confine`` (resource limits; as root also the unprivileged worker user of
-``autograder.isolation`` and a private network), in a scratch
+process (its own session), forked by the run's ``autograder.sandbox.forkserver`` and confined by
+``autograder.sandbox.confine`` (resource limits; as root also the unprivileged worker user of
+``autograder.sandbox.isolation`` and a private network), in a scratch
 directory holding only a copy of the submission as the package ``submission``, with stdin on
 /dev/null, a scrubbed environment and its output captured to a file.  Every read and write on
 the worker's pipes has a deadline, and after every call whatever the worker left running is
@@ -24,16 +24,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import protocol, reaper
-from autograder.calls import CALL_PHRASE
-from autograder.confine import limit_cpu
+from autograder.sandbox import protocol, reaper
+from autograder.sandbox.calls import CALL_PHRASE
+from autograder.sandbox.confine import limit_cpu
 from autograder.container import Container, Counters
 from autograder.errors import (AutograderError, BudgetTimeout, ContainerOutOfMemory, InvalidReturn, ProtocolError,
                                StudentCrash, StudentTimeout)
-from autograder.forkserver import Forked
-from autograder.isolation import Isolation
+from autograder.sandbox.forkserver import Forked
+from autograder.sandbox.isolation import Isolation
 
-STUDENT_FILES = ("sample.py", "likelihood.py", "classifier.py")
 LIVE_WORKERS: set[int] = set()   # pids of running workers, across grading runs in this process
 RAISED = re.compile(r"(raised |failed to import: )[A-Za-z_][A-Za-z0-9_]{0,60}")  # an exception's name, nothing more
 CRASH_PHRASES = ("failed to import", "raised an exception", "called exit()")  # and CALL_PHRASE's lines

@@ -7,7 +7,7 @@ environment, that imports torch and the drivers once and then forks every worker
 The pages it loaded stay shared, copy-on-write, between the server and all the workers.
 
 A worker is forked twice (server -> intermediate -> worker) and the intermediate exits at
-once, so the worker is re-parented to the harness (a child subreaper, see ``autograder.reaper``):
+once, so the worker is re-parented to the harness (a child subreaper, see ``autograder.sandbox.reaper``):
 the harness waits for it, reads its exit status and reaps it exactly as it would a child it
 started itself.  Only then does the worker confine itself (``Confinement.apply``: limits, private
 network, a student worker's private view of the file system, worker user, no new privileges,
@@ -18,7 +18,7 @@ Requests to the server are JSON over a SOCK_SEQPACKET socket pair, each carrying
 three file descriptors (request pipe, answer pipe, output log) with SCM_RIGHTS.
 
 ``python -m autograder grade`` hands its run a server forked before the harness existed
-(``autograder.prefork``), so that one copy of torch serves harness, server and workers;
+(``autograder.sandbox.prefork``), so that one copy of torch serves harness, server and workers;
 ``ForkServer.start`` then sends that server its setup instead of starting one.
 """
 from __future__ import annotations
@@ -37,8 +37,8 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder.confine import SERVER_OOM_SCORE, Confinement, die_with_parent, raise_oom_score
-from autograder.heap import map_large_blocks
+from autograder.sandbox.confine import SERVER_OOM_SCORE, Confinement, die_with_parent, raise_oom_score
+from autograder.sandbox.heap import map_large_blocks
 
 PACKET = 1 << 16          # largest request or reply
 REPARENT_SECONDS = 5.0    # how long a new worker waits to become the harness's child
@@ -87,7 +87,7 @@ class Forked:
 
 
 class PreForked:
-    """A fork server forked by ``autograder.prefork`` before the harness started, waiting for its
+    """A fork server forked by ``autograder.sandbox.prefork`` before the harness started, waiting for its
     setup on ``sock``; one grading run takes it (``take``), later runs start their own."""
 
     def __init__(self, pid: int, sock: socket.socket, marker: str):
@@ -129,7 +129,7 @@ class ForkServer:
                 return True
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         bootstrap = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                     "from autograder.forkserver import serve; sys.exit(serve(sys.argv[2:]))")
+                     "from autograder.sandbox.forkserver import serve; sys.exit(serve(sys.argv[2:]))")
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", bootstrap, str(self.runtime), str(theirs.fileno()), *self.preload],
@@ -259,7 +259,7 @@ def _become_worker(sock: socket.socket, request: dict, fds: list[int], harness: 
         Confinement.from_data(request["confinement"]).apply()
         if os.getppid() != harness:  # the harness died before the death signal was armed
             os._exit(72)
-        from autograder.worker import serve as serve_requests
+        from autograder.sandbox.worker import serve as serve_requests
 
         code = serve_requests(Path(request["scratch"]), request["module"], request["drivers"], req, resp,
                               request["role"])

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograder import protocol
+from autograder.sandbox import protocol
 from autograder.config import DEFAULT_CONFIG, Assignment, load_assignment
-from autograder.context import REFERENCE_DIR, ReferenceCache
+from autograder.context import ReferenceCache
+from autograder.paths import REFERENCE_DIR
 from autograder.errors import ConfigError, ProtocolError
 from autograder.results import GradingResults
 
@@ -75,8 +76,8 @@ def default_answers() -> Path:
     return DEFAULT_CONFIG.parent / ANSWERS_NAME
 
 
-def reference_available() -> bool:
-    return any((REFERENCE_DIR / name).is_file() for name in ("sample.py", "likelihood.py", "classifier.py"))
+def reference_available(assignment: Assignment) -> bool:
+    return any((REFERENCE_DIR / name).is_file() for name in assignment.student_files)
 
 
 def check(submission: Path, answers: AnswerBook | None = None,
@@ -89,7 +90,7 @@ def check(submission: Path, answers: AnswerBook | None = None,
     from autograder.runner import grade
 
     assignment = assignment or load_assignment()
-    if answers is None and not reference_available():
+    if answers is None and not reference_available(assignment):
         answers = AnswerBook.load(default_answers(), strict=True)
     # The student's own code: nothing of the staff's is on the machine it runs on, so no view is required.
     return grade(Path(submission), assignment, only=public_ids(assignment), reference_cache=answers, unsafe=True)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from autograder.config import HARNESS_ROOT, Assignment
+from autograder.config import Assignment
+from autograder.paths import HARNESS_ROOT, REFERENCE_DIR
 from autograder.errors import ConfigError, UsageError
 
 DEFAULT_MANIFEST = HARNESS_ROOT / "tests" / "fixtures" / "corpus" / "manifest.yml"
@@ -70,7 +71,7 @@ class Corpus:
             regex = re.compile(pattern)
         except re.error as exc:
             raise UsageError(f"--entries {pattern!r} is not a regular expression ({exc}); "
-                             "e.g. 'likelihood_|classifier_'") from None
+                             "e.g. '_ok_|_bad_'") from None
         chosen = [e for e in self.entries if regex.search(e.name)]
         if not chosen:
             raise UsageError(f"--entries {pattern!r} matches no entry of {self.manifest}; names look like "
@@ -106,7 +107,7 @@ def load_corpus(path: Path | str | None = None) -> Corpus:
     folder = path.parent
     runs = {str(name): _strings(modules, str(path), f"runs[{name}]") for name, modules in data["runs"].items()}
     parts = _strings(data.get("parts"), str(path), "parts")
-    reference = (folder / data["reference"]).resolve() if data.get("reference") else HARNESS_ROOT / "reference_solution"
+    reference = (folder / data["reference"]).resolve() if data.get("reference") else REFERENCE_DIR
     entries = tuple(_entry(item, path, runs, parts) for item in data["entries"])
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
@@ -148,7 +149,7 @@ def _entry(item, path: Path, runs: dict, parts: tuple[str, ...]) -> Entry:
 
 def graded_tests(results, ran: frozenset[str]) -> dict:
     """The tests of ``results`` (a GradingResults) among ``ran``, by test id."""
-    return {t.name.split(":", 1)[0]: t for t in results.tests if t.name.split(":", 1)[0] in ran}
+    return {t.test_id: t for t in results.tests if t.test_id in ran}
 
 
 def lost(test) -> bool:
@@ -157,14 +158,13 @@ def lost(test) -> bool:
 
 def _summary(test) -> str:
     output = " ".join(test.output.split())
-    return f"{test.name.split(':', 1)[0]} ({test.score:g}/{test.points:g}): {output[:300] or '(no feedback)'}"
+    return f"{test.test_id or test.name} ({test.score:g}/{test.points:g}): {output[:300] or '(no feedback)'}"
 
 
 def harness_faults(results) -> list:
     """The tests of ``results`` (a GradingResults) that report a fault of the harness: a test that
     could not be graded, or the run's own autograder-error tests.  No submission may cause one."""
-    return [t for t in results.tests
-            if t.name.startswith("autograder error") or t.output.startswith("autograder error")]
+    return results.harness_faults
 
 
 def expectation_problems(entry: Entry, results, ran: frozenset[str]) -> list[str]:
@@ -173,7 +173,7 @@ def expectation_problems(entry: Entry, results, ran: frozenset[str]) -> list[str
     problems = []
     faults = harness_faults(results)
     if faults:
-        shown = [f"{t.name.split(':', 1)[0]}: {' '.join(t.output.split())[:600]}" for t in faults]
+        shown = [f"{t.test_id or t.name}: {' '.join(t.output.split())[:600]}" for t in faults]
         problems.append("the harness faulted: " + " | ".join(shown))
     missing = sorted(ran - set(graded))
     if missing:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 
 M_MMAP_THRESHOLD = -3              # mallopt parameter; setting it also turns off the dynamic threshold
-LARGE_BLOCK = 4 * 1024 * 1024      # bytes: a (64, 50257) float64 chunk is six times this
+LARGE_BLOCK = 4 * 1024 * 1024      # bytes: the likelihood check's float64 chunks are six times this
 
 
 def _libc():

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from autograder.bundle import Stage, stage_autograder, stage_student, write_zip
-from autograder.checker import ANSWERS_NAME
-from autograder.config import HARNESS_ROOT, load_assignment
+from autograder.staff.bundle import Stage, stage_autograder, stage_student, write_zip
+from autograder.student_check import ANSWERS_NAME
+from autograder.config import load_assignment
+from autograder.paths import HARNESS_ROOT
 from autograder.container import NEEDS, TIERS, advice, mode_of, tier_for
 from autograder.errors import BuildError
 from autograder.provenance import harness_digest
+from autograder.results import TestResult
 
 RUN_TIMEOUT = 3600.0
 MIN_SECRET_LINE = 16  # shorter reference lines ("return out") are too common to count as a leak
@@ -59,7 +61,7 @@ def _run(stage: Stage, argv: list[str], results: Path, python: str, ok_codes: tu
 
 def _graded(results: dict) -> tuple[list[dict], list[dict]]:
     tests = results.get("tests", [])
-    errors = [t for t in tests if t.get("name", "").startswith("autograder error")]
+    errors = [t for t, read in zip(tests, map(TestResult.from_gradescope, tests)) if read.harness_fault and not read.test_id]
     return [t for t in tests if t not in errors], errors
 
 

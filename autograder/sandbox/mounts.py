@@ -18,7 +18,7 @@ not even through ``..`` from a descriptor.  Paths are the same inside as outside
 the venv's absolute paths, the scratch folder), so nothing else changes.
 
 Any failure raises ``OSError``: a worker whose view could not be built must not run student
-code.  The plan is plain data (``autograder.view`` writes it in the harness).
+code.  The plan is plain data (``autograder.sandbox.view`` writes it in the harness).
 """
 from __future__ import annotations
 

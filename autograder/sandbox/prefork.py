@@ -2,8 +2,8 @@
 
 Importing torch costs each fresh interpreter ~140 MiB of private memory (its static
 initialisers and Python objects).  Started separately, the harness and the fork server hold it
-twice, which is what a 768 MiB container cannot afford while a student's ``log_likelihood``
-holds a 1024-token text's logits.  ``python -m autograder grade`` therefore first becomes a
+twice, which is what a 768 MiB container cannot afford while a student's call
+holds a long text's logits.  ``python -m autograder grade`` therefore first becomes a
 *clean* interpreter (``reexec``): a new program image with a minimal environment, whose only
 input is a sealed memory file holding the real command line and environment.  That
 interpreter (this file run as a script) imports torch, forks the fork server at once, and only
@@ -28,7 +28,7 @@ import secrets
 import socket
 import sys
 
-MARKER_VAR = "AUTOGRADER_WORKER"   # as autograder.isolation: leftover processes carry it
+MARKER_VAR = "AUTOGRADER_WORKER"   # as autograder.sandbox.isolation: leftover processes carry it
 KEPT = ("PATH", "LD_LIBRARY_PATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # what loading torch may need
 SETUP_BYTES = 1 << 16
 PR_SET_PDEATHSIG = 1
@@ -39,7 +39,7 @@ def reexec(argv: list[str]) -> None:
     ``argv`` (``sys.argv``); returns only when that cannot be done (the grade then runs here)."""
     if not hasattr(os, "memfd_create"):
         return
-    marker = secrets.token_hex(12)  # this run's marker (autograder.isolation), in the server's environment
+    marker = secrets.token_hex(12)  # this run's marker (autograder.sandbox.isolation), in the server's environment
     payload = json.dumps({"argv": argv, "env": dict(os.environ), "path": sys.path, "cwd": os.getcwd(),
                           "marker": marker}).encode()
     try:
@@ -92,7 +92,7 @@ def _serve(sock: socket.socket, harness: int) -> None:
         os.environ.clear()
         os.environ.update(setup["env"])
         sys.path.insert(0, setup["runtime"])
-        from autograder.forkserver import serve  # the runtime's copy, as a started server imports it
+        from autograder.sandbox.forkserver import serve  # the runtime's copy, as a started server imports it
 
         code = serve([str(sock.detach()), *setup["preload"]])
     except BaseException:  # noqa: BLE001 - this process must never return into the harness's code
@@ -134,7 +134,7 @@ def _boot(fd: int) -> int:
     os.environ.clear()
     os.environ.update(payload["env"])
     from autograder.cli import main
-    from autograder.forkserver import PreForked
+    from autograder.sandbox.forkserver import PreForked
 
     return main(sys.argv[1:], prefork=PreForked(*prefork, payload["marker"]) if prefork else None)
 

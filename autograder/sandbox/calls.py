@@ -38,7 +38,7 @@ class Expected:
 
     @classmethod
     def parse(cls, file: str, text: str) -> "Expected":
-        """From the course's own spelling, e.g. ``"log_likelihood(model, text)"``."""
+        """From the course's own spelling, e.g. ``"f(model, text)"``."""
         try:
             node = ast.parse(f"def {text}: pass").body[0]
         except SyntaxError as exc:

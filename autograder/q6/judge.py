@@ -14,11 +14,11 @@ import torch
 
 from autograder import stats
 from autograder.q6 import laws
-from autograder.q6.models import ModelCache, model_config
+from autograder.q6.grading_models import ModelCache, model_config
 from autograder.q6.power import reference_law, sampler_power
+from autograder.q6.vocabulary import VOCAB_SIZE
 from autograder.testing import GradedTestCase, Outcome
 
-VOCAB = 50257
 RUNS = ("prompts", "seeds")   # sample() requests: one run per prompt and seed, split over worker lanes
 
 
@@ -40,7 +40,7 @@ def _args(t: GradedTestCase, model_name: str) -> tuple[dict, dict]:
 
 def _prompts(t: GradedTestCase, n: int, length: int) -> list[np.ndarray]:
     rng = np.random.Generator(np.random.PCG64(t.ctx.seed(t.spec.id, "prompts")))
-    return [rng.integers(0, VOCAB - 1, size=(1, length), dtype=np.int64) for _ in range(n)]
+    return [rng.integers(0, VOCAB_SIZE - 1, size=(1, length), dtype=np.int64) for _ in range(n)]
 
 
 def _run_prompts(t: GradedTestCase, sc: SamplerScenario) -> list[np.ndarray]:
@@ -58,7 +58,7 @@ def _reseeds_itself(spec: dict, sc: SamplerScenario, got: list[np.ndarray], alph
     if sc.runs < 2 or not np.array_equal(got[0], got[1]):
         return None
     law = reference_law(spec, sc.temperature) if spec.get("kind") == "profile" else None
-    if law is None or sc.length * math.log(float(np.sum(law ** 2))) >= math.log(1e-6 * alpha):
+    if law is None or stats.log_repeat_probability(law, sc.length) >= math.log(1e-6 * alpha):
         return None
     return Outcome(False, "sample(): two calls with the same prompt and different seeds drew the same "
                    f"{sc.length} tokens; do not reset the random seed (e.g. torch.manual_seed) or use a fixed "
@@ -77,8 +77,8 @@ def check_token_array(name: str, got, prompt: np.ndarray, length: int) -> Outcom
                        "wrong output shape", f"shape {got.shape} != {want}")
     if not np.array_equal(got[:, : prompt.shape[1]], prompt):
         return Outcome(False, f"{name}: the output must start with start_text unchanged", "output does not start with the prompt")
-    if got.min() < 0 or got.max() >= VOCAB:
-        return Outcome(False, f"{name}: token ids must lie in [0, {VOCAB})", "token id out of range")
+    if got.min() < 0 or got.max() >= VOCAB_SIZE:
+        return Outcome(False, f"{name}: token ids must lie in [0, {VOCAB_SIZE})", "token id out of range")
     return Outcome(True)
 
 
@@ -188,9 +188,9 @@ def temperature_law(t: GradedTestCase, model: str, prompts: int, prompt_len: int
     model = models.get(spec)
     top_k = model_config(spec).top_k
     for out, prompt in zip(got, prompts):
-        if not isinstance(out, np.ndarray) or out.shape != (1, VOCAB):
+        if not isinstance(out, np.ndarray) or out.shape != (1, VOCAB_SIZE):
             shape = getattr(out, "shape", None)
-            return Outcome(False, f"temperature_scale(): returned shape {shape}, expected (1, {VOCAB})", "wrong output shape")
+            return Outcome(False, f"temperature_scale(): returned shape {shape}, expected (1, {VOCAB_SIZE})", "wrong output shape")
         if np.isnan(out).any() or np.isposinf(out).any():
             return Outcome(False, "temperature_scale(): the logits contain NaN or +inf", "NaN or +inf in the logits")
         filtered, past = laws.last_logits(model, prompt, top_k)
@@ -239,7 +239,7 @@ def _likelihood_terms(model64, tokens: np.ndarray) -> tuple[np.ndarray, dict[str
         "each token scored against its own position's logits (no shift)": float(own.sum()),
         "the mean negative log-likelihood per token": -total / n,
         "counts the first token (scored by the logits at position 0)": total + float(own[0]),
-        "counts the first token (with a uniform prior over the vocabulary)": total - math.log(VOCAB),
+        "counts the first token (with a uniform prior over the vocabulary)": total - math.log(VOCAB_SIZE),
         "leaves out the last token's term": total - float(terms[-1]) if terms.size else total,
     }
 

@@ -1,6 +1,6 @@
 """``audit``: grade the mutation corpus under several grader seeds and report the grader's error rates.
 
-Every selected entry of the corpus (``autograder.corpus``) is graded on the tests that run its
+Every selected entry of the corpus (``autograder.staff.corpus``) is graded on the tests that run its
 file, once per seed: seed 0 is the assignment's own, seed i > 0 ``derive_seed(seed, "audit", i)``.
 Grades run seed by seed, so the reference solution's answers, shared through the on-disk
 reference cache, are computed once per request.  The report gives, per graded test, its
@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.config import Assignment, derive_seed
-from autograder.context import REFERENCE_CACHE_DIR, ReferenceCache
-from autograder.corpus import Corpus, Entry, expectation_problems, graded_tests, lost, part_of
+from autograder.context import ReferenceCache
+from autograder.paths import REFERENCE_CACHE_DIR
+from autograder.staff.corpus import Corpus, Entry, expectation_problems, graded_tests, lost, part_of
 from autograder.errors import UsageError
-from autograder.parallel import DIED, run_jobs
+from autograder.staff.parallel import DIED, run_jobs
 from autograder.provenance import harness_digest
 from autograder.q6.power import design_power
 

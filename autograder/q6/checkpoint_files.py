@@ -16,9 +16,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.config import HARNESS_ROOT, Assignment
+from autograder.config import Assignment
+from autograder.paths import HARNESS_ROOT
 from autograder.errors import CheckpointError
-from autograder.q6.models import sha256_of
+from autograder.q6.grading_models import sha256_of
 
 PACKED_DIR = "checkpoints"   # where build puts a checkpoint that setup.sh copies into place
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -23,12 +23,11 @@ from pathlib import Path
 import torch
 
 from autograder.errors import CheckpointError, ConfigError
-from autograder.heap import return_freed_memory
+from autograder.paths import HARNESS_ROOT  # relative checkpoint paths start there; workers get absolute ones
+from autograder.sandbox.heap import return_freed_memory
 from autograder.q6.model import DESIGNED_SHAPE, GPT2, Exact, GPT2Config, load_state_dict_hf, to_hf_state_dict
 from autograder.q6.synthetic import synthetic_gpt2
 
-# Relative checkpoint paths are relative to the harness root; the harness sends workers absolute ones.
-HARNESS_ROOT = Path(__file__).resolve().parents[2]
 
 _SYNTHETIC_KEYS = {"kind", "seed", "n_layer", "n_embd", "n_head", "logit_scale"}
 CHECKPOINT_SHAPE_KEYS = ("n_layer", "n_embd", "n_head", "n_positions", "n_ctx")

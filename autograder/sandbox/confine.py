@@ -1,8 +1,8 @@
 """What a worker process is confined by, applied by the worker itself before it runs any student code.
 
-``Confinement.apply`` runs in the freshly forked worker (``autograder.forkserver``): resource
+``Confinement.apply`` runs in the freshly forked worker (``autograder.sandbox.forkserver``): resource
 limits first, then (when the harness is root) a private network and IPC namespace, then a
-student worker's private view of the file system (``autograder.mounts``), then the switch to
+student worker's private view of the file system (``autograder.sandbox.mounts``), then the switch to
 the unprivileged worker user (or, in a user namespace, giving up its capabilities), then
 ``no_new_privs`` (setuid binaries gain nothing) and a parent-death signal (a worker never
 outlives the harness).  It must not raise for an optional layer: the harness learns what held
@@ -17,7 +17,7 @@ import resource
 import signal
 from dataclasses import dataclass, field
 
-from autograder.mounts import drop_capabilities, enter_view
+from autograder.sandbox.mounts import drop_capabilities, enter_view
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -41,7 +41,7 @@ class Confinement:
     private_network: bool = False   # try unshare(CLONE_NEWNET | CLONE_NEWIPC); needs root
     umask: int = 0o077
     oom_score_adj: int | None = WORKER_OOM_SCORE  # the kernel's out-of-memory killer takes workers first
-    view: dict | None = None        # the plan of a private view of the file system (autograder.view)
+    view: dict | None = None        # the plan of a private view of the file system (autograder.sandbox.view)
 
     def as_data(self) -> dict:
         """Plain data for the fork server's request (``from_data`` reads it back)."""

@@ -1,8 +1,8 @@
 """The worker process: imports one student module and runs the harness's drivers on request.
 
-This module runs only inside a worker process, forked by ``autograder.forkserver`` for a
+This module runs only inside a worker process, forked by ``autograder.sandbox.forkserver`` for a
 ``autograder.sandbox.WorkerHandle``.  It reads requests from one inherited pipe and answers on
-another, in ``autograder.protocol``'s plain-data format; student code's own stdout and stderr
+another, in ``autograder.sandbox.protocol``'s plain-data format; student code's own stdout and stderr
 go to capture files.  It never decides a score: every value it sends back is checked again by
 the harness.
 """
@@ -14,13 +14,14 @@ import sys
 import traceback
 from pathlib import Path
 
-from autograder import protocol
-from autograder.calls import raised_phrase
+from autograder.sandbox import protocol
+from autograder.sandbox.calls import raised_phrase
 from autograder.errors import InvalidReturn, StudentCall
-from autograder.heap import return_freed_memory
-from autograder.import_hints import import_hint
+from autograder.sandbox.heap import return_freed_memory
+from autograder.sandbox.import_hints import import_hint
 
 REQUEST_LIMIT = 64 * 1024 * 1024
+STORE_VAR = "AUTOGRADER_STORE"  # names, in a worker's environment, the folder of shared read-only files
 
 
 def student_traceback(exc: BaseException, package_dir: Path) -> str:

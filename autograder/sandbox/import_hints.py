@@ -1,8 +1,8 @@
 """What to tell a student whose file failed to import because of an import statement.
 
 A worker imports the submission's files as the package ``submission``.  A file that imports a
-sibling under another package name (an older course layout: ``from questions.likelihood
-import log_likelihood``), a sibling that was not uploaded, a name the package itself does
+sibling under another package name (an older course layout, as the drivers' ``OLDER_LAYOUTS``
+name them), a sibling that was not uploaded, a name the package itself does
 not re-export (the course's ``__init__.py`` re-exports its graded functions only), or a module the grader does not have gets one
 line naming the statement's module and, where there is one, the statement to write instead.
 """

@@ -1,164 +1,38 @@
-"""Who student code runs as, what it can read, and what is cleaned up after it.
+"""Who student code runs as, and what is cleaned up after it: one grading run's isolation.
 
 When the harness runs as root (Gradescope, CI) each grading run takes one of the unprivileged
-users ``ag-worker-0`` ... that ``setup.sh`` creates, exclusively (a lock file per user), so two
-grades on one machine never share a user.  Student workers run as that user in their own
-scratch folder; the modules a worker needs are copied into a root-owned, world-readable
-*runtime* folder.  Each student worker sees a private view of the file system
-(``autograder.view``) holding that runtime, the Python environment, the model files and its
-scratch folder, and nothing of the harness tree, the run's other folders or other submissions;
-without root it builds the view in a user namespace.  Where the machine can build no view,
-grading refuses unless ``unsafe`` (on Gradescope the locked tree stands in for it).  On
-Gradescope the tree, the submission and the results folder are also locked at every grade
-(``autograder.locking``; elsewhere only on request: ``python -m autograder.isolation lock DIR``).
+users ``ag-worker-0`` ... that ``setup.sh`` creates, exclusively (``autograder.sandbox.identity``),
+so two grades on one machine never share a user.  Student workers run as that user in their own
+scratch folder, from a root-owned copy of the modules they need (``autograder.sandbox.runtime``),
+and see a private view of the file system (``autograder.sandbox.view``) holding that runtime, the
+Python environment, the model files and their scratch folder, and nothing of the harness tree, the
+run's other folders or other submissions; without root the view is built in a user namespace.
+Where the machine can build no view, grading refuses unless ``unsafe`` (on Gradescope the locked
+tree stands in for it: ``autograder.sandbox.locking``).
 
 Without root nothing can switch users: the harness says which protections are off.
 """
 from __future__ import annotations
 
-import argparse
-import ast
 import os
 import resource
 import secrets
-import shutil
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import reaper, view
-from autograder.confine import Confinement, net_namespace
 from autograder.errors import AutograderError, UnprotectedError
-from autograder.forkserver import ForkServer, PreForked
-from autograder.identity import Identity, acquire_identity, try_identity, worker_users  # noqa: F401 - re-exported
-from autograder.locking import lock_tree, tree_locked, unlock_tree  # noqa: F401 - re-exported
+from autograder.paths import GRADESCOPE, HARNESS_ROOT, on_gradescope
+from autograder.sandbox import reaper, view
+from autograder.sandbox.access import checkpoints_of, closed_to_workers
+from autograder.sandbox.confine import Confinement, net_namespace
+from autograder.sandbox.forkserver import ForkServer, PreForked
+from autograder.sandbox.identity import Identity, acquire_identity
+from autograder.sandbox.locking import tree_locked
+from autograder.sandbox.runtime import RUNTIME_ENTRY, build_runtime
+from autograder.sandbox.worker import STORE_VAR
 
-HARNESS_ROOT = Path(__file__).resolve().parent.parent
-GRADESCOPE = Path("/autograder")
-# Modules are found from these by following their ``autograder`` imports; data files are listed.
-RUNTIME_ENTRY = ("autograder.worker", "autograder.forkserver")
-RUNTIME_DATA = ("autograder/q6/data/natural_train.txt",)
 MARKER_VAR = "AUTOGRADER_WORKER"
-STORE_VAR = "AUTOGRADER_STORE"     # the folder of shared read-only files, in a worker's environment
-
-
-def on_gradescope() -> bool:
-    return HARNESS_ROOT == GRADESCOPE / "source" and (GRADESCOPE / "results").is_dir()
-
-
-# -- the worker's runtime ------------------------------------------------------------------
-def _module_path(module: str) -> Path:
-    base = HARNESS_ROOT.joinpath(*module.split("."))
-    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
-
-
-def _imports(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name.split(".")[0] == "autograder"}
-
-
-def runtime_files(drivers: str) -> list[str]:
-    """Paths, relative to the harness root, of what a worker imports or reads."""
-    todo, modules = [*RUNTIME_ENTRY, drivers], set()
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):  # the packages on the way, then the module itself
-            prefix = ".".join(parts[:i])
-            if prefix not in modules and _module_path(prefix).is_file():
-                modules.add(prefix)
-                todo.extend(_imports(_module_path(prefix)))
-    files = {str(_module_path(m).relative_to(HARNESS_ROOT)) for m in modules}
-    return sorted(files | set(RUNTIME_DATA))
-
-
-def build_runtime(dest: Path, drivers: str, models: dict | None = None) -> Path:
-    """A root-owned, world-readable copy of the worker's runtime (no tests, no reference).
-
-    A checkpoint named by a path relative to the harness is linked at the same place in the
-    runtime, so a worker resolving it against its own root finds the (readable) file."""
-    import py_compile
-
-    for rel in runtime_files(drivers):
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(HARNESS_ROOT / rel, target)
-        if target.suffix == ".py":
-            py_compile.compile(str(target), doraise=True)
-    for named in _checkpoints(models or {}):
-        if not named.is_absolute() and ".." not in named.parts:
-            (dest / named).parent.mkdir(parents=True, exist_ok=True)
-            (dest / named).symlink_to(HARNESS_ROOT / named)
-            _expose(HARNESS_ROOT / named)
-    for path in [dest, *dest.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(0o755 if path.is_dir() else 0o644)
-    return dest
-
-
-def _expose(path: Path) -> None:
-    """Let worker users read one public file the harness names for them (a checkpoint's weights):
-    read on the file, traverse on the directories leading to it; nothing else changes."""
-    if os.geteuid() != 0 or not path.is_file():
-        return
-    for parent in missing_traverse([path]):
-        parent.chmod(os.stat(parent).st_mode | 0o001)
-    path.chmod(os.stat(path).st_mode | 0o004)
-
-
-def _checkpoints(models: dict) -> list[Path]:
-    """The checkpoint paths of an assignment's models, as named (relative ones: to the harness root)."""
-    return [Path(m["path"]) for m in models.values()
-            if isinstance(m, dict) and m.get("kind") == "checkpoint" and isinstance(m.get("path"), str)]
-
-
-def checkpoint_paths() -> tuple[Path, ...]:
-    """Checkpoint files named by the assignment: workers read them, so a lock leaves them readable."""
-    from autograder.config import load_assignment
-
-    return tuple((p if p.is_absolute() else HARNESS_ROOT / p).resolve() for p in _checkpoints(load_assignment().models))
-
-
-def prepare_gradescope() -> list[str]:
-    """Lock the tree, the submission and the results folder; root on Gradescope only."""
-    lock_tree(HARNESS_ROOT, checkpoint_paths())
-    for path, mode in ((GRADESCOPE / "results", 0o700), (GRADESCOPE / "submission", 0o700),
-                       (GRADESCOPE / "submission_metadata.json", 0o600)):
-        if path.exists() and not path.is_symlink():
-            path.chmod(mode)
-    GRADESCOPE.chmod(0o711)
-    return ["isolation: locked /autograder/source, /autograder/submission and /autograder/results"]
-
-
-def missing_traverse(paths: list[Path]) -> list[Path]:
-    """Directories on the way to ``paths`` (as named and as resolved) that other users cannot enter."""
-    lacking = []
-    for path in paths:
-        for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
-            for parent in reversed(candidate.parents):
-                if os.stat(parent).st_mode & 0o001 == 0 and parent not in lacking:
-                    lacking.append(parent)
-    return lacking
-
-
-def closed_to_workers(models: dict | None = None) -> Path | None:
-    """The first thing a worker user must open but cannot (a folder on its way or its own mode
-    is closed to other users): the interpreter, the venv's packages, a checkpoint; else None."""
-    import site
-
-    needs = [(Path(sys.executable), 0o001)] + [(Path(p), 0o005) for p in site.getsitepackages()]
-    needs += [(p if p.is_absolute() else HARNESS_ROOT / p, 0o004) for p in _checkpoints(models or {})]
-    for path, bits in needs:
-        if path.exists() and (missing_traverse([path]) or os.stat(path).st_mode & bits != bits):
-            return path
-    return None
 
 
 # -- one grading run -----------------------------------------------------------------------
@@ -192,7 +66,7 @@ class Isolation:
     network: str = "unknown"            # "off" / "on", learnt from the first student worker
     closed: Path | None = None          # what kept workers from running as the worker user
     server: ForkServer | None = None    # forks this run's workers (started with the run)
-    shared_torch: bool = False          # the server was forked before the harness (autograder.prefork)
+    shared_torch: bool = False          # the server was forked before the harness (autograder.sandbox.prefork)
     finished: bool = False
     view: dict | None = None            # the plan of student workers' private view (None: no view)
     view_problem: str | None = None     # why this machine could not build that view
@@ -244,7 +118,7 @@ class Isolation:
         """Give student workers a private view if this machine builds one right (tried now, as the
         worker user); else say what student code could read."""
         if not self.privileged or self.identity is not None:
-            checkpoints = [c if c.is_absolute() else HARNESS_ROOT / c for c in _checkpoints(models)]
+            checkpoints = [c if c.is_absolute() else HARNESS_ROOT / c for c in checkpoints_of(models)]
             self.view, self.view_problem = view.run_view(
                 self.workdir, self.runtime, self.store, checkpoints, (HARNESS_ROOT, GRADESCOPE),
                 self.identity.uid if self.identity else None, self.identity.gid if self.identity else None)
@@ -369,30 +243,3 @@ class Isolation:
         if off:
             lines.append("isolation: protections off: " + "; ".join(off))
         return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.isolation", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=("lock", "unlock", "status", "traverse"))
-    parser.add_argument("root", nargs="?", type=Path, default=HARNESS_ROOT)
-    parser.add_argument("--grant", action="store_true", help="traverse: add o+x where it is missing")
-    args = parser.parse_intermixed_args(argv)
-    if args.action == "lock":
-        lock_tree(args.root, checkpoint_paths() if args.root.resolve() == HARNESS_ROOT else ())
-    elif args.action == "unlock":
-        unlock_tree(args.root)
-    elif args.action == "traverse":
-        venv = args.root / ".venv"
-        lacking = missing_traverse([venv / "bin" / "python", venv / "lib"])
-        for path in lacking:
-            if args.grant:
-                path.chmod(os.stat(path).st_mode | 0o001)
-            sys.stdout.write(f"{'granted' if args.grant else 'missing'} traverse (o+x) on {path}\n")
-    status = {"users": [u.pw_name for u in worker_users()], "locked": tree_locked(args.root)}
-    sys.stdout.write(f"{args.action}: {args.root}: worker users {status['users'] or 'none'}; "
-                     f"tree {'locked' if status['locked'] else 'not locked'}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,9 +20,10 @@ from typing import Iterator
 from autograder.config import Assignment, load_assignment
 from autograder.context import ReferenceCache
 from autograder.errors import UsageError
-from autograder.export import ExportedSubmission
-from autograder.parallel import DIED, run_jobs
+from autograder.staff.export import ExportedSubmission
+from autograder.staff.parallel import DIED, run_jobs
 from autograder.provenance import harness_digest
+from autograder.results import TestResult
 
 _CACHE = ReferenceCache()   # per process: the reference's answers do not depend on the submission
 _ASSIGNMENTS: dict[tuple, Assignment] = {}
@@ -74,8 +75,8 @@ def _assignment(path: Path | None, seed: int | None) -> Assignment:
 
 
 def _status(results: dict) -> str:
-    names = [t.get("name", "") for t in results.get("tests", [])]
-    return "autograder error" if any(n.startswith("autograder error") for n in names) else "graded"
+    faults = [t for t in map(TestResult.from_gradescope, results.get("tests", [])) if t.harness_fault and not t.test_id]
+    return "autograder error" if faults else "graded"
 
 
 def grade_one(job: Job) -> Outcome:

@@ -4,7 +4,7 @@
 the reference solution, the graded tests with the assignment config, pinned requirements and,
 when the config names one without a url, the course checkpoint.
 
-``student.zip``: the template as ``submission/``, the harness minus staff-only modules, the
+``student.zip``: the template as ``submission/``, the harness without its staff-only folder ``autograder/staff/``, the
 public tests with a config reduced to them, the reference answers those public tests compare
 with (recorded by ``build``), ``setup.sh``, ``requirements.txt`` and the ``check`` script.
 No hidden test, no reference code.
@@ -21,15 +21,14 @@ from pathlib import Path
 
 import yaml
 
-from autograder.checkpoint import checkpoint_specs, verify
+from autograder.q6.checkpoint_files import checkpoint_specs, verify
 from autograder.config import load_assignment
 from autograder.errors import BuildError
 
 STAFF_FILES = ("setup.sh", "run_autograder", "requirements.txt")
 STAFF_DIRS = ("autograder", "reference_solution", "tests_hidden")
 STUDENT_FILES = ("setup.sh", "requirements.txt")
-STAFF_ONLY_MODULES = ("build.py", "bundle.py", "regrade.py", "export.py", "parallel.py", "audit.py",
-                      "corpus.py")  # not shipped to students
+STAFF_ONLY = "staff"                         # the folder of autograder/ that is never shipped to students
 PUBLIC_TESTS = ("test_public.py",)
 PACKAGING = Path("packaging") / "student"   # the student bundle's check script and README
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)           # fixed timestamps: the same tree gives the same zip
@@ -47,12 +46,13 @@ def _skip(path: Path) -> bool:
     return "__pycache__" in path.parts or path.suffix == ".pyc" or any(p.startswith(".") for p in path.parts)
 
 
-def _copy_tree(src: Path, dst: Path, leave_out: tuple[str, ...] = ()) -> None:
+def _copy_tree(src: Path, dst: Path, leave_out: str | None = None) -> None:
+    """Copy ``src`` to ``dst``, without the folder ``leave_out`` of ``src`` (and caches, dot files)."""
     if not src.is_dir():
         raise BuildError(f"{src} is missing; build from a complete checkout of the autograder")
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
-        if _skip(rel) or path.is_dir() or rel.as_posix() in leave_out:
+        if _skip(rel) or path.is_dir() or rel.parts[0] == leave_out:
             continue
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dst / rel)
@@ -85,7 +85,7 @@ def _stage_checkpoints(stage: Stage, config: Path, checkpoint: Path | None, sour
     for spec in specs:
         if not spec.relative:
             raise BuildError(f"{config}: {spec.describe()} has the absolute path {spec.path}; give it relative to "
-                             "the harness root (e.g. checkpoints/gpt2-pytorch_model.bin) so the build can verify it")
+                             "the harness root (e.g. checkpoints/model.bin) so the build can verify it")
         rel = spec.path.relative_to(stage.root)
         src = checkpoint if checkpoint is not None else source / rel
         if not src.is_file():
@@ -137,7 +137,7 @@ def stage_student(source: Path, dest: Path, staff_stage: Stage) -> Stage:
     _copy_file(source / PACKAGING / "check", dest / "check")
     _copy_file(source / PACKAGING / "README.md", dest / "README.md")
     _copy_tree(source / "student_template", dest / "submission")
-    _copy_tree(staff_stage.root / "autograder", dest / "autograder", leave_out=STAFF_ONLY_MODULES)
+    _copy_tree(staff_stage.root / "autograder", dest / "autograder", leave_out=STAFF_ONLY)
     for name in PUBLIC_TESTS:
         _copy_file(staff_stage.root / "tests_hidden" / name, dest / "tests_public" / name)
     staff_config = staff_stage.root / "tests_hidden" / "assignment.yml"
