@@ -21,7 +21,7 @@ import yaml
 from autograder.config import DEFAULT_CONFIG, load_assignment
 from autograder.container import MiB, Container, Counters, startup_lines
 from autograder.context import GradingContext, present_files
-from autograder.corpus import load_corpus
+from autograder.staff.corpus import load_corpus
 from autograder.errors import ContainerOutOfMemory, StudentCrash
 from bench.cgroup import Container as Cgroup
 from bench.cgroup import unavailable
