@@ -98,13 +98,13 @@ def _grade(args: argparse.Namespace, started: float) -> int:
         from autograder.student_check import AnswerBook
 
         book = AnswerBook(strict=False)
-    progress = None
-    if args.progress:
-        def progress(provisional: GradingResults) -> None:
-            provisional.write(Path(args.progress), durable=False)
+
+    def write_progress(provisional: GradingResults) -> None:
+        provisional.write(Path(args.progress), durable=False)
+
     results, log = grade(submission, Path(args.assignment) if args.assignment else None, seed=args.seed,
-                         reference_cache=book, started=started, progress=progress, prefork=args.prefork,
-                         unsafe=args.unsafe)
+                         reference_cache=book, started=started, progress=write_progress if args.progress else None,
+                         prefork=args.prefork, unsafe=args.unsafe)
     results.write(results_path)
     if book is not None:
         book.save(Path(args.save_answers))

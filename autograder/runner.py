@@ -64,8 +64,9 @@ class ClassifyingResult(JSONTestResult):
     def startTest(self, test):
         self._started = time.monotonic()
         test_id = graded_id(test)
-        if self.ctx is not None and any(t.id == test_id for t in self.ctx.assignment.tests):
-            self.ctx.focus(self.ctx.assignment.test(test_id).module)  # only its module keeps workers meanwhile
+        spec = None if self.ctx is None else next((t for t in self.ctx.assignment.tests if t.id == test_id), None)
+        if spec is not None:
+            self.ctx.focus(spec.module)  # only its module keeps workers meanwhile
         super().startTest(test)
 
     def buildResult(self, test, err=None):
