@@ -28,6 +28,7 @@ from bench.cgroup import unavailable
 from conftest import FIXTURES, REFERENCE, ROOT, scores_by_part, strict_json
 
 GROUP = "/grader/run-1"
+CORPUS = load_corpus()
 # Waits, once its call has begun, until the test kills it.
 WAITS_TO_BE_KILLED = '''
 import time
@@ -212,10 +213,10 @@ def test_the_reference_gets_full_marks_in_gradescopes_default_container(tmp_path
 
 
 @pytest.mark.container
-@pytest.mark.parametrize("entry", [e for e in load_corpus().entries if e.correct], ids=lambda e: e.name)
+@pytest.mark.parametrize("entry", [e for e in CORPUS.entries if e.correct], ids=lambda e: e.name)
 def test_a_correct_corpus_entry_gets_full_marks_in_gradescopes_default_container(entry, tmp_path):
     _need_cgroups()  # wall times are figures, not assertions: bench/container.py, bench/results/container.md
-    _full_marks_in_the_default_container(load_corpus().build_submission(entry, tmp_path / "submission"), tmp_path)
+    _full_marks_in_the_default_container(CORPUS.build_submission(entry, tmp_path / "submission"), tmp_path)
 
 
 @pytest.mark.slow

@@ -91,12 +91,15 @@ class ProfileLaw:
         a, b = _affine(h)
         return (torch.arange(n, dtype=torch.long) * a + b) % VOCAB_SIZE       # (n,)
 
+    def _check_cut(self, top_k: int) -> None:
+        if top_k > self.n_placed:
+            raise ValueError(f"top_k={top_k} lies beyond the placed ranks ({self.n_placed})")
+
     def in_top_k(self, tokens: list[int], start: int, top_k: int) -> np.ndarray:
         """(L,) booleans: is each token from position ``start`` on among the ``top_k`` most likely
         after the tokens before it?  Exact, from the permutation (the profile's ranks are strictly
         apart at any cut a spec allows), without building a row of logits."""
-        if top_k > self.n_placed:
-            raise ValueError(f"top_k={top_k} lies beyond the placed ranks ({self.n_placed})")
+        self._check_cut(top_k)
         hashes = self.context_hashes(tokens)
         out = np.empty(len(tokens) - start, dtype=bool)
         for i, pos in enumerate(range(start, len(tokens))):
@@ -109,8 +112,7 @@ class ProfileLaw:
         position ``start`` on after the tokens before it (what ``laws.step_laws`` computes from a
         row of logits).  The law by rank is the same in every context, so it is computed once, in
         a fixed order (``math.fsum``), and each row only places it by the context's permutation."""
-        if top_k > self.n_placed:
-            raise ValueError(f"top_k={top_k} lies beyond the placed ranks ({self.n_placed})")
+        self._check_cut(top_k)
         by_rank = self._head[:top_k].numpy()                             # (k,) float64 logits
         if temperature is not None:
             by_rank = by_rank / temperature
