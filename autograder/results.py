@@ -15,6 +15,7 @@ from pathlib import Path
 MAX_RESULTS_BYTES = 1024 * 1024
 MAX_TEST_OUTPUT = 16 * 1024
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+OUTPUT_FORMATS = ("text", "md")   # of Gradescope's formats, the two a test's output is written in
 
 
 def _clip(text: str, limit: int = MAX_TEST_OUTPUT) -> str:
@@ -36,10 +37,14 @@ class TestResult:
     extra_data: dict = field(default_factory=dict)
     test_id: str | None = None    # the configured test this result is of (None: a test of the run itself)
     harness_fault: bool = False   # what it reports is a fault of the harness, never of the submission
+    diagnosis: str | None = None  # the named mistake the output reports (a stable key), if one matched
+    output_format: str = "text"   # how Gradescope renders ``output``
 
     def __post_init__(self) -> None:
         if self.visibility not in VISIBILITIES:
             raise ValueError(f"visibility {self.visibility!r} is not one of {VISIBILITIES}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format {self.output_format!r} is not one of {OUTPUT_FORMATS}")
         if not (isinstance(self.score, (int, float)) and math.isfinite(self.score)):
             self.score = 0.0
         self.score = float(min(max(self.score, 0.0), self.points))  # never more than the test is worth
@@ -53,28 +58,36 @@ class TestResult:
             "output": _clip(self.output),
             "visibility": self.visibility,
         }
+        if self.output_format != "text":
+            out["output_format"] = self.output_format
         if self.number:
             out["number"] = self.number
         if self.tags:
             out["tags"] = list(self.tags)
-        extra = {**self.extra_data, "harness_fault": True} if self.harness_fault else self.extra_data
+        extra = {**self.extra_data, "harness_fault": True} if self.harness_fault else dict(self.extra_data)
+        if self.diagnosis is not None:
+            extra["diagnosis"] = self.diagnosis
         if extra:
             out["extra_data"] = extra
         return out
 
     @classmethod
     def from_gradescope(cls, data: dict) -> "TestResult":
-        """A test of a results.json, read back (its id and fault flag come from ``extra_data``; an
-        extra-credit test's points are not in the file, so they read as its score)."""
+        """A test of a results.json, read back (its id, fault flag and diagnosis come from
+        ``extra_data``; an extra-credit test's points are not in the file, so they read as its score)."""
         extra = data.get("extra_data") if isinstance(data.get("extra_data"), dict) else {}
+        diagnosis = extra.get("diagnosis")
+        output_format = data.get("output_format", "text")
         max_score = float(data.get("max_score") or 0.0)
         score = float(data.get("score") or 0.0)
         return cls(name=str(data.get("name", "")), points=max(max_score, score), score=score,
                    passed=data.get("status") == "passed", output=str(data.get("output") or ""),
                    visibility=data.get("visibility", "visible"), number=data.get("number"),
                    tags=list(data.get("tags") or []),
-                   extra_data={k: v for k, v in extra.items() if k != "harness_fault"},
-                   test_id=extra.get("test_id"), harness_fault=bool(extra.get("harness_fault")))
+                   extra_data={k: v for k, v in extra.items() if k not in ("harness_fault", "diagnosis")},
+                   test_id=extra.get("test_id"), harness_fault=bool(extra.get("harness_fault")),
+                   diagnosis=diagnosis if isinstance(diagnosis, str) else None,
+                   output_format=output_format if output_format in OUTPUT_FORMATS else "text")
 
 
 @dataclass

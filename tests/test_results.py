@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from autograder.results import GradingResults, TestResult
 from conftest import strict_json
 
@@ -52,3 +54,20 @@ def test_a_tests_id_and_harness_fault_survive_results_json():
     read = [TestResult.from_gradescope(t) for t in data["tests"]]
     assert [(t.test_id, t.harness_fault) for t in read] == [("6d-0-basic", False), (None, True), (None, True)]
     assert [t.name for t in faulty.harness_faults] == ["autograder error", "autograder error (staff detail)"]
+
+
+def test_a_tests_diagnosis_and_markdown_output_survive_results_json():
+    diagnosed = TestResult(name="6d-0-basic: a title", points=2.0, output="**wrong** | a | b |", test_id="6d-0-basic",
+                           extra_data={"test_id": "6d-0-basic"}, diagnosis="likelihood:mean", output_format="md")
+    plain = TestResult(name="6c-0-basic: a title", points=1.0, score=1.0, passed=True)
+    data = strict_json(GradingResults(tests=[diagnosed, plain]).dumps())
+    assert data["tests"][0]["output_format"] == "md" and data["tests"][0]["extra_data"]["diagnosis"] == "likelihood:mean"
+    assert "output_format" not in data["tests"][1] and "extra_data" not in data["tests"][1]   # text is Gradescope's default
+    read = [TestResult.from_gradescope(t) for t in data["tests"]]
+    assert [(t.diagnosis, t.output_format) for t in read] == [("likelihood:mean", "md"), (None, "text")]
+    assert read[0].extra_data == {"test_id": "6d-0-basic"}
+
+
+def test_an_unknown_output_format_is_refused():
+    with pytest.raises(ValueError, match="output_format 'html' is not one of"):
+        TestResult(name="t", points=1.0, output_format="html")
