@@ -24,7 +24,7 @@ def gradescope_root() -> Path:
 
 
 
-def _protection(args: argparse.Namespace) -> None:
+def warn_unprotected(args: argparse.Namespace) -> None:
     """Refuse to run student code where it could read the harness's files, unless ``--unsafe``."""
     from autograder.sandbox.view import check_here
 
@@ -33,30 +33,21 @@ def _protection(args: argparse.Namespace) -> None:
         print(f"autograder: warning: {warning}", file=sys.stderr, flush=True)
 
 
-def _summary(results: GradingResults, max_lines: int = 6) -> str:
-    lines = []
-    for t in results.tests:
-        worth = f"{t.points:g} extra" if t.extra_credit else f"{t.points:g}"
-        mark = "PASS" if t.passed else "FAIL"
-        lines.append(f"  {mark}  {t.score:>4g} / {worth:<8} {t.name}")
-        if not t.passed and t.output and t.visibility != "hidden":
-            lines += [f"          {line}" for line in t.output.splitlines()[:max_lines]]
-    extra = f" (+{sum(t.score for t in results.tests if t.extra_credit):g} extra credit)" \
-        if results.extra_credit_available else ""
-    base = sum(t.score for t in results.tests if not t.extra_credit)
-    lines.append(f"Total: {base:g} / {results.max_score:g}{extra}   [{results.execution_time:.1f} s]")
-    return "\n".join(lines)
+def _staff_command(name: str):
+    """The staff command ``name`` of ``autograder.staff.commands``, imported when it runs: the student
+    bundle leaves the whole ``autograder/staff/`` folder out."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            commands = importlib.import_module("autograder.staff.commands")
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("autograder.staff"):
+                raise
+            raise AutograderError(f"`{name}` is a command for course staff, and autograder/staff/ is not part of "
+                                  "this bundle: run it from the course's autograder source") from None
+        return getattr(commands, name)(args)
 
-
-def _staff_module(name: str):
-    """A staff-only module; the student bundle leaves the whole ``autograder/staff/`` folder out."""
-    try:
-        return importlib.import_module(f"autograder.staff.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name not in (f"autograder.staff.{name}", "autograder.staff"):
-            raise
-        raise AutograderError(f"this command is for course staff; autograder/staff/{name}.py is not part of this "
-                              "bundle") from None
+    run.__name__ = f"cmd_{name}"
+    return run
 
 
 def _stop(signum, frame) -> None:
@@ -88,7 +79,7 @@ def _grade(args: argparse.Namespace, started: float) -> int:
     results_path = Path(args.results) if args.results else (
         root / "results" / "results.json" if on_gradescope else Path("results.json"))
     print(f"autograder {__version__}: grading {submission}", flush=True)
-    _protection(args)
+    warn_unprotected(args)
     _warn_early(args)
     metadata = Path(args.metadata) if args.metadata else (root / "submission_metadata.json" if on_gradescope else None)
     if metadata is not None and _over_daily_cap(metadata, args, results_path):
@@ -110,7 +101,7 @@ def _grade(args: argparse.Namespace, started: float) -> int:
         book.save(Path(args.save_answers))
     for line in log:
         print(line)
-    print(_summary(results))
+    print(results.summary())
     print(f"results written to {results_path}")
     return 0
 
@@ -152,29 +143,6 @@ def _over_daily_cap(metadata: Path, args: argparse.Namespace, results_path: Path
     return True
 
 
-def cmd_rerun(args: argparse.Namespace) -> int:
-    rerun = _staff_module("rerun").rerun
-    _protection(args)
-    run = rerun(Path(args.submission), args.test, args.seed, Path(args.assignment) if args.assignment else None,
-                unsafe=args.unsafe)
-    t = run.test
-    print(f"rerun of {args.test} on {Path(args.submission).resolve()}")
-    if t is None:
-        print("the harness failed before the test ran:")
-        print(_summary(run.results, max_lines=10_000))
-    else:
-        extra = t.extra_data
-        print(f"  grader {extra.get('grader_version')} (digest {extra.get('grader_digest')}), seed {extra.get('seed')}")
-        print(f"  {t.name}")
-        print(f"  score: {t.score:g} / {t.points:g}{' extra credit' if t.extra_credit else ''}   "
-              f"{'PASSED' if t.passed else 'FAILED'}   (students see it: {t.visibility})")
-        print("  what the student sees:")
-        print("\n".join(f"      {line}" for line in (t.output or "(no message)").splitlines()))
-    print("  staff log (every detail, hidden tests included; not for students):")
-    print("\n".join(f"      {line}" for entry in run.log for line in entry.splitlines()))
-    return 0
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     from autograder.student_check import AnswerBook, check
     from autograder.config import load_assignment
@@ -194,7 +162,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"saved {count} reference answers to {args.save_answers}")
     if args.results:
         results.write(Path(args.results))
-    print(_summary(results, max_lines=40))
+    print(results.summary(max_lines=40))
     faults = [t for t in results.harness_faults if t.test_id is None]  # the run's own error tests
     for t in faults:
         print(f"\n{t.name}:\n{t.output}")
@@ -202,71 +170,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     print("All public tests passed." if all_passed else
           "Some public tests failed; fix them before you upload. Hidden tests are graded on Gradescope.")
     return 0 if all_passed else 1
-
-
-def cmd_regrade(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    export, regrade = _staff_module("export"), _staff_module("regrade")
-    shard = regrade.parse_shard(args.shard) if args.shard else None
-    _protection(args)
-    with export.open_export(Path(args.export)) as submissions:
-        run = regrade.Regrade(submissions, Path(args.out), Path(args.assignment) if args.assignment else None,
-                              args.seed, shard=shard, force=args.force, unsafe=args.unsafe)
-        where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        print(f"{len(run.submissions)} submissions{where}: {len(run.todo)} to grade, "
-              f"{len(run.skipped)} already graded, {len(run.missing)} without a folder", flush=True)
-        problems = 0
-        with tqdm(total=len(run.todo), unit="submission", dynamic_ncols=True) as bar:
-            for outcome in run.run(args.jobs):
-                bar.update(1)
-                if outcome.status != "graded":
-                    problems += 1
-                    bar.write(f"submission_{outcome.id}: {outcome.status}{': ' + outcome.error if outcome.error else ''}")
-        csv_path, summary_path, summary = run.write_reports()
-    print(summary)
-    print(f"grades: {csv_path}\nsummary: {summary_path}\nper submission: {Path(args.out)}/submission_<id>/results.json")
-    if shard:
-        print("when every shard is done, run regrade again without --shard to write the combined grades.csv")
-    return 0
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    from autograder.config import load_assignment
-
-    corpus_module, audit = _staff_module("corpus"), _staff_module("audit")
-    corpus = corpus_module.load_corpus(Path(args.corpus) if args.corpus else None)
-    assignment = load_assignment(Path(args.assignment) if args.assignment else None)
-    entries = corpus.select(args.entries)
-    _protection(args)
-    started = time.monotonic()
-    print(f"auditing {len(entries)} corpus entries x {args.seeds} seed(s), {args.jobs} grade(s) at a time ...",
-          file=sys.stderr, flush=True)
-
-    def progress(grade, done: int, total: int) -> None:
-        verdict = "contradicts the manifest" if grade.problems else "agrees"
-        print(f"[{done:>3}/{total}] {time.monotonic() - started:6.0f} s  {grade.entry} (seed {grade.seed}): "
-              f"{verdict} ({grade.seconds:.1f} s)", file=sys.stderr, flush=True)
-
-    report = audit.run_audit(corpus, assignment, entries, args.seeds, args.jobs, on_grade=progress,
-                             unsafe=args.unsafe)
-    print(report.text())
-    if args.output:
-        report.write(Path(args.output))
-        print(f"report written to {args.output}")
-    return 1 if report.contradictions else 0
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    build = _staff_module("build")
-    report = build.build(Path(args.out), Path(args.checkpoint) if args.checkpoint else None, on_step=print)
-    for note in report.notes:
-        print(f"  {note}")
-    for v in report.verdicts:
-        print(f"  {'ok' if v.ok else 'FAILED':<6} {v.bundle:<15} {v.what}: {v.summary}")
-    for name, (path, size, sha) in report.zips.items():
-        print(f"wrote {path} ({size / 1e6:.1f} MB, sha256 {sha})")
-    return 0
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
@@ -331,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="the master seed shown in the test's extra_data")
     r.add_argument("--assignment", help=config_help)
     r.add_argument("--unsafe", action="store_true", help=unsafe_help)
-    r.set_defaults(func=cmd_rerun)
+    r.set_defaults(func=_staff_command("rerun"))
 
     e = sub.add_parser("regrade", help="grade a Gradescope export: results per submission, grades.csv, summary")
     e.add_argument("export", help="the export folder or zip (submission_metadata.yml and submission_<id>/)")
@@ -342,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, help="the grader's master seed (default: the assignment config's)")
     e.add_argument("--assignment", help=config_help)
     e.add_argument("--unsafe", action="store_true", help=unsafe_help)
-    e.set_defaults(func=cmd_regrade)
+    e.set_defaults(func=_staff_command("regrade"))
 
     c = sub.add_parser("check", help="run the public tests on your files, as Gradescope does")
     c.add_argument("folder", nargs="?", help="folder holding your files (default: submission/ of this bundle)")
@@ -362,12 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--corpus", help="the corpus manifest (default: tests/fixtures/corpus/manifest.yml of this harness)")
     a.add_argument("--assignment", help=config_help)
     a.add_argument("--unsafe", action="store_true", help=unsafe_help)
-    a.set_defaults(func=cmd_audit)
+    a.set_defaults(func=_staff_command("audit"))
 
     b = sub.add_parser("build", help="build and verify dist/autograder.zip and dist/student.zip (staff)")
     b.add_argument("--out", default="dist", help="output folder (default: dist)")
     b.add_argument("--checkpoint", help="the course checkpoint file named by the assignment config")
-    b.set_defaults(func=cmd_build)
+    b.set_defaults(func=_staff_command("build"))
 
     w = sub.add_parser("warm", help="grade the reference solution once so its answers are cached (setup.sh runs this)")
     w.add_argument("--assignment", help=config_help)

@@ -120,6 +120,21 @@ class GradingResults:
     def extra_credit_available(self) -> float:
         return sum(t.points for t in self.tests if t.extra_credit)
 
+    def summary(self, max_lines: int = 6) -> str:
+        """A terminal summary: a line per test, the first ``max_lines`` of each failed visible test's
+        output, and the total."""
+        lines = []
+        for t in self.tests:
+            worth = f"{t.points:g} extra" if t.extra_credit else f"{t.points:g}"
+            lines.append(f"  {'PASS' if t.passed else 'FAIL'}  {t.score:>4g} / {worth:<8} {t.name}")
+            if not t.passed and t.output and t.visibility != "hidden":
+                lines += [f"          {line}" for line in t.output.splitlines()[:max_lines]]
+        extra = f" (+{sum(t.score for t in self.tests if t.extra_credit):g} extra credit)" \
+            if self.extra_credit_available else ""
+        base = sum(t.score for t in self.tests if not t.extra_credit)
+        lines.append(f"Total: {base:g} / {self.max_score:g}{extra}   [{self.execution_time:.1f} s]")
+        return "\n".join(lines)
+
     @classmethod
     def autograder_failure(cls, summary: str, staff_detail: str, tests: list[TestResult] | None = None) -> "GradingResults":
         """Results for a harness fault: a visible error test worth nothing, the detail for staff only."""

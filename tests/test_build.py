@@ -199,3 +199,17 @@ def test_checkpoint_is_copied_and_verified_or_refused(tmp_path):
     tiny_config(config, ["6d-0-basic"], models={"gpt2": checkpoint_spec(path, "abc")})
     with pytest.raises(CheckpointError, match="sha256"):
         checkpoint_specs(load_assignment(config))
+
+
+@pytest.mark.parametrize("command", [["regrade", "export", "--out", "out"], ["rerun", "--submission", ".", "--test", "6c-0-basic"],
+                                     ["audit"], ["build"]])
+def test_a_staff_command_in_the_student_bundle_says_it_is_for_staff(tmp_path, command):
+    staff, _ = stage_autograder(ROOT, tmp_path / "autograder")
+    student = stage_student(ROOT, tmp_path / "student", staff)
+    env = {**os.environ, "PYTHONPATH": str(student.root)}
+    done = subprocess.run([sys.executable, "-m", "autograder", *command], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"`{command[0]}` is a command for course staff, and autograder/staff/ is not part of this bundle" \
+        in done.stderr
+    assert "Traceback" not in done.stderr
