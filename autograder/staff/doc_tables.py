@@ -78,13 +78,16 @@ def sampler_power(assignment: Assignment | None = None) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _tier(need) -> str:
+    cpus, gb = tier_for(need)
+    return f"{cpus:g} CPU / {gb:g} GB" + (" (the default)" if (cpus, gb) == TIERS[0] else "")
+
+
 def container_tiers() -> str:
     """What each mode was measured to need (``autograder.container.NEEDS``) and the tier it asks for."""
     rows = ["| mode | when | measured need | Gradescope tier to pick |", "|---|---|---|---|"]
     for mode, need in NEEDS.items():
-        cpus, gb = tier_for(need)
-        rows.append(f"| {mode} | {MODE_WHEN.get(mode, '')} | {need.peak_mib} MiB, {need.cpus:g} CPU "
-                    f"| {cpus:g} CPU / {gb:g} GB{' (the default)' if (cpus, gb) == TIERS[0] else ''} |")
+        rows.append(f"| {mode} | {MODE_WHEN.get(mode, '')} | {need.peak_mib} MiB, {need.cpus:g} CPU | {_tier(need)} |")
     rows += ["", "Tiers Gradescope offers: " + ", ".join(f"{c:g} CPU / {g:g} GB" for c, g in TIERS)
              + f"; the tier to pick is the smallest with the CPUs and {HEADROOM:g} times the memory a mode needs."]
     return "\n".join(rows) + "\n"
@@ -92,10 +95,7 @@ def container_tiers() -> str:
 
 def gradescope_tier() -> str:
     """The README's line of the hardware tier to pick, mode by mode."""
-    picks = []
-    for mode, need in NEEDS.items():
-        cpus, gb = tier_for(need)
-        picks.append(f"{cpus:g} CPU / {gb:g} GB{' (the default)' if (cpus, gb) == TIERS[0] else ''} for the {mode} models")
+    picks = [f"{_tier(need)} for the {mode} models" for mode, need in NEEDS.items()]
     return "- **Hardware**: " + "; ".join(picks) + " (see [the container](docs/staff-workflow.md#gradescopes-container)).\n"
 
 
