@@ -56,7 +56,7 @@ PY
 # the synthetic models.  With the default config there is nothing to do.
 .venv/bin/python -m autograder checkpoint | sed 's/^/setup.sh: checkpoint: /'
 
-# --- Worker isolation (root only; see "Isolation" in README.md) -----------------------------
+# --- Worker isolation (root only; see docs/security.md) ---------------------------------------
 # Student code runs as one of these unprivileged users, one per concurrent grading run.  The
 # Python the venv is built on must be reachable by them; on Gradescope (/autograder/source) the
 # tree, the submission and the results folder are then locked (other users: traverse only).

@@ -11,7 +11,8 @@ out-of-memory kills.
 Scenarios (all by default):
 
 - ``correct``: the reference solution and every correct entry of the mutation corpus in the
-  default container (768 MiB, half a CPU): each must get full marks within 90 s;
+  default container (768 MiB, half a CPU): each must get full marks; a grade over 90 s of wall
+  time (``WALL_BUDGET``) is marked so, a mark of this benchmark, not a limit of the harness;
 - ``tiers``: the reference solution in each Gradescope tier, with the embedded default and
   with ``gpt2`` at GPT-2 small's real size (12 layers x 768; the stand-in for the checkpoint).
 

@@ -1,4 +1,4 @@
-"""Wall time, CPU time and peak memory of full grades, against the budgets in the README.
+"""Wall time, CPU time and peak memory of full grades, against the budgets in ``BUDGETS``.
 
 Scenarios (all by default):
 
