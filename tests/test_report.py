@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,9 @@ def test_report_numbers_equal_grades_csv_and_results_files(regraded):
     assert [(f.attrs["data-submission"], f.attrs["data-kind"]) for f in faults] == [("2010", "not graded")]
     assert order.index("faults") < order.index("scores") < order.index("tests") < order.index("resources")
     assert {"plot-scores", "plot-pass-rates", "plot-time-memory"} <= set(order)
+    # Self-contained: nothing to fetch (the only URLs are the SVG namespaces), no script to run.
+    assert not re.findall(r"(?:src|href)=\"(?!#|submission_)|<link|@import|url\((?!#)", html)
+    assert set(re.findall(r"https?://[^\s\"'<>]+", html)) <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
 
 
 @pytest.mark.slow
@@ -228,3 +232,71 @@ def test_report_command_says_what_folder_it_needs(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "autograder", "report", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode != 0 and "holds no submission_<id>/ folder" in proc.stderr + proc.stdout
+
+
+def chromium() -> str:
+    """Debian's headless Chromium: installed here with apt-get when missing and running as root."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("Debian's chromium package is not installed, and installing it needs root and apt-get: "
+                    "run `apt-get install -y chromium` as root, then this test")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=1800, env=env)
+    if done.returncode != 0:  # a machine whose package lists were never fetched
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True, timeout=900, env=env)
+        done = subprocess.run(install, capture_output=True, text=True, timeout=1800, env=env)
+    assert done.returncode == 0 and shutil.which("chromium"), done.stdout[-3000:] + done.stderr[-3000:]
+    return shutil.which("chromium")
+
+
+def run_chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Headless, offline (every host name resolves to nothing), with a throwaway profile."""
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--hide-scrollbars", f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND",
+                           *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+# Run in the page once it has loaded: each plot's drawn size and how many of its shapes have an area.
+PROBE = """<script>
+const plots = [...document.querySelectorAll("svg")].map(svg => {
+  const box = svg.getBoundingClientRect();
+  const shapes = [...svg.querySelectorAll("path, rect, text")].filter(e => {
+    const b = e.getBBox(); return b.width > 0 || b.height > 0; }).length;
+  return {id: svg.id, width: box.width, height: box.height, shapes: shapes};
+});
+document.body.setAttribute("data-plots", JSON.stringify(plots));
+</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_renders_its_plots_in_headless_chromium(regraded, tmp_path):
+    out, _ = regraded
+    browser = chromium()
+    report = out / "report.html"
+    root, order = parse(run_chromium(browser, tmp_path / "profile", "--dump-dom", report.as_uri()).stdout)
+    assert [s for s in order if s in ("faults", "scores", "tests", "resources")] == ["faults", "scores", "tests", "resources"]
+    assert {svg.attrs.get("id") for svg in root.find_all("svg")} == {"plot-scores", "plot-pass-rates", "plot-time-memory"}
+
+    probed = tmp_path / "probed.html"
+    probed.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
+    body = parse(run_chromium(browser, tmp_path / "profile", "--dump-dom", probed.as_uri()).stdout)[0].find("body")
+    plots = {p["id"]: p for p in json.loads(body.attrs["data-plots"])}
+    assert set(plots) == {"plot-scores", "plot-pass-rates", "plot-time-memory"}
+    for p in plots.values():
+        assert p["width"] > 200 and p["height"] > 50 and p["shapes"] > 10, p
+
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    run_chromium(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,4000", report.as_uri())
+    image = Image.open(shot).convert("RGB")
+    colors = image.getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 50, "the screenshot is blank"
+    bar = sum(n for n, (r, g, b) in colors if abs(r - 0x4C) + abs(g - 0x72) + abs(b - 0xB0) < 30)
+    assert bar > 5000, f"only {bar} pixels in the plots' bar colour: the plots were not painted"
