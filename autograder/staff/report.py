@@ -18,7 +18,6 @@ from typing import NamedTuple
 from statistics import median
 from urllib.parse import quote
 
-from autograder.staff import plots
 from autograder.staff.classdata import (DIAGNOSIS, Fault, Manifest, Submission, Tally, csv_rows, faults,
                                         load_class, summary_text, tally)
 
@@ -108,6 +107,8 @@ def _scores_section(submissions: list[Submission]) -> str:
     out.append(f'<p id="score-stats" data-count="{len(scores)}">{len(scores)} scored submissions of '
                f"{len(submissions)}: median {median(scores):g}, mean {sum(scores) / len(scores):.2f}, "
                f"highest {max(scores):g}, lowest {min(scores):g} (of {top:g} points).</p>")
+    from autograder.staff import plots  # matplotlib, only once a report is drawn (never in a grading process)
+
     out.append(plots.score_histogram(scores, top))
     return "".join(out) + "</section>"
 
@@ -125,6 +126,8 @@ def _tests_section(tallies: list[Tally]) -> str:
            _table(["test", "title", "passed", "graded", "pass rate", "autograder faults"], rows, ' id="test-table"')]
     rated = [(t.test_id, t.pass_rate) for t in tallies if t.pass_rate is not None]
     if rated:
+        from autograder.staff import plots
+
         out.append(plots.pass_rates(rated))
     out.append('<p class="note">A failure is grouped under its <b>diagnosis</b>, the mistake the check named. A '
                "failure whose check named none is grouped under the first line of its output, marked "
@@ -175,6 +178,8 @@ def _resources_section(submissions: list[Submission]) -> str:
     else:
         out.append("<p>No submission recorded its memory peaks (graded before they were recorded).</p>")
     points = [(s.seconds, s.memory["worker_peak_mib"]) for s in measured if s.seconds is not None]
+    from autograder.staff import plots
+
     out.append(plots.time_and_memory(points, [s.seconds for s in timed]))
     return "".join(out) + "</section>"
 
