@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,9 @@ def test_report_numbers_equal_grades_csv_and_results_files(regraded):
             assert int(tr.attrs["data-count"]) == int(count)
             assert kind == "diagnosis" or kind.startswith("no diagnosis"), "a first-line group says it has no diagnosis"
         assert visible == {k: (len(v), v) for k, v in e["groups"].items()}
+    stats = root.find("p", id="score-stats")
+    assert int(stats.attrs["data-count"]) == columns["status"].count("graded") == 9
+    assert f"median {statistics.median(float(t) for t in columns['total'] if t):g}," in stats.text()
     # The submission without a folder is the one fault, listed before the scores.
     faults = root.find("section", id="faults").find_all("tr", class_="fault")
     assert [(f.attrs["data-submission"], f.attrs["data-kind"]) for f in faults] == [("2010", "not graded")]

@@ -98,14 +98,16 @@ def _faults_section(found: list[Fault], by_id: dict[str, Submission]) -> str:
 
 
 def _scores_section(submissions: list[Submission]) -> str:
-    scored = [s for s in submissions if s.score is not None]
+    scored = [s for s in submissions if s.status == "graded" and s.score is not None]
     out = ['<section id="scores"><h2>Score distribution</h2>']
     if not scored:
-        return out[0] + "<p>No submission has a score yet.</p></section>"
+        return out[0] + "<p>No submission is graded yet.</p></section>"
     scores = [s.score for s in scored]
     top = max(s.max_score for s in scored)
-    out.append(f'<p id="score-stats" data-count="{len(scores)}">{len(scores)} scored submissions of '
-               f"{len(submissions)}: median {median(scores):g}, mean {sum(scores) / len(scores):.2f}, "
+    left = len(submissions) - len(scored)
+    out.append(f'<p id="score-stats" data-count="{len(scores)}">{len(scores)} graded submissions'
+               + (f" ({left} with an autograder error or not graded are left out)" if left else "")
+               + f": median {median(scores):g}, mean {sum(scores) / len(scores):.2f}, "
                f"highest {max(scores):g}, lowest {min(scores):g} (of {top:g} points).</p>")
     from autograder.staff import plots  # matplotlib, only once a report is drawn (never in a grading process)
 
