@@ -247,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--unsafe", action="store_true", help=unsafe_help)
     e.set_defaults(func=_staff_command("regrade"))
 
+    p = sub.add_parser("report", help="rebuild a regrade folder's report.html (and grades.csv, summary) from its files")
+    p.add_argument("out", help="the --out folder of a regrade")
+    p.add_argument("--shard", help="I/N: the report of that shard's regrade")
+    p.set_defaults(func=_staff_command("report"))
+
     c = sub.add_parser("check", help="run the public tests on your files, as Gradescope does")
     c.add_argument("folder", nargs="?", help="folder holding your files (default: submission/ of this bundle)")
     c.add_argument("--results", help="also write results.json here")

@@ -98,6 +98,7 @@ class GradingContext:
         self.workdir = Path(tempfile.mkdtemp(prefix="autograder-"))
         self._workers: dict[tuple[str, str, int], WorkerHandle] = {}
         self.staff_log: list[str] = []
+        self.worker_peaks_kib: dict[str, int] = {}  # "student"/"reference" -> largest worker peak RSS, at close
         self.resources: dict[str, object] = {}  # per-run caches of assignment helpers, e.g. models
         self.container = container if container is not None else Container.find()
         try:
@@ -118,8 +119,10 @@ class GradingContext:
         self.resources.clear()  # models mapped from the run's store: unmapped once the tests let go
         try:
             try:
-                for worker in self._workers.values():
+                for (who, _module, _lane), worker in self._workers.items():
                     worker.stop()
+                    if worker.peak_rss_kib:
+                        self.worker_peaks_kib[who] = max(self.worker_peaks_kib.get(who, 0), worker.peak_rss_kib)
                 self._workers.clear()
             finally:
                 self.isolation.close()

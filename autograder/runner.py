@@ -29,6 +29,7 @@ from autograder.container import startup_lines
 from autograder.context import GradingContext, ReferenceCache
 from autograder.discovery import Discovery, discover
 from autograder.errors import AutograderError, ContainerOutOfMemory, StudentError
+from autograder.memory import memory_record, own_peak_kib, reset_own_peak
 from autograder.paths import on_gradescope
 from autograder.sandbox.forkserver import PreForked
 from autograder.sandbox.locking import prepare_gradescope
@@ -233,8 +234,10 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     autograder-error test worth nothing and the traceback for staff only.
     """
     started = time.monotonic() if started is None else started
+    peak_from_start = reset_own_peak()
     log: list[str] = []
     budget = None
+    ctx = None
     torch.set_num_threads(1)  # the same arithmetic on every machine, and no thread-pool contention
     map_large_blocks()  # a 1024-token exact check frees 26 MB chunks: they must not pin the heap
     try:
@@ -268,6 +271,8 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     if budget is not None:
         results.extra_data["time_budget"] = budget.summary(results.seconds)
         log.append(budget.staff_line())
+    results.extra_data["memory"] = memory_record(own_peak_kib(), peak_from_start,
+                                                 ctx.worker_peaks_kib if ctx is not None else {})
     results.execution_time = time.monotonic() - started
     return results, log
 

@@ -109,7 +109,7 @@ def test_regrade_writes_a_correct_csv_and_resumes(tmp_path):
         run = Regrade(subs, out, only=ONLY)
         assert [j.id for j in run.todo] == ["1001", "1002", "1003", "1004", "1005"] and run.missing == ["1006"]
         outcomes = {o.id: o for o in run.run(jobs=1)}
-        csv_path, summary_path, summary = run.write_reports()
+        csv_path, summary_path, summary, _html = run.write_reports()
     assert {i: o.score for i, o in outcomes.items()} == {"1001": 2.0, "1002": 2.0, "1003": 0.0, "1004": 2.0, "1005": 0.0}
     rows = rows_by_id(csv_path)
     assert list(rows) == ["1001", "1002", "1003", "1004", "1005", "1006"]

@@ -46,11 +46,13 @@ REPARENT_SECONDS = 5.0    # how long a new worker waits to become the harness's 
 
 class Forked:
     """A worker the fork server started, now a child of this process: ``subprocess.Popen``'s
-    ``pid``, ``poll`` and ``wait`` for it."""
+    ``pid``, ``poll`` and ``wait`` for it, and its peak resident memory once it is reaped
+    (``max_rss_kib``, from ``wait4``; it counts the pages it shares with the fork server)."""
 
     def __init__(self, pid: int):
         self.pid = pid
         self.returncode: int | None = None
+        self.max_rss_kib: int | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -78,12 +80,13 @@ class Forked:
 
     def _reap(self, flags: int) -> None:
         try:
-            pid, status = os.waitpid(self.pid, flags)
+            pid, status, usage = os.wait4(self.pid, flags)
         except ChildProcessError:  # reaped elsewhere (a leftover sweep): its status is lost
             self.returncode = -signal.SIGKILL
             return
         if pid == self.pid:
             self.returncode = os.waitstatus_to_exitcode(status)
+            self.max_rss_kib = usage.ru_maxrss
 
 
 class PreForked:

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.memory import vm_hwm_kib
 from autograder.sandbox import protocol, reaper
 from autograder.sandbox.calls import CALL_PHRASE
 from autograder.sandbox.confine import limit_cpu
@@ -104,6 +105,7 @@ class WorkerHandle:
         self._greeted = False
         self._spawned_at = 0.0
         self.timed_out = False
+        self.peak_rss_kib = 0        # the largest peak resident memory of this handle's workers so far
 
     # -- lifecycle -------------------------------------------------------------------
     def spawn(self) -> None:
@@ -158,6 +160,8 @@ class WorkerHandle:
         """Kill the worker, everything it started, and forget it."""
         if self.proc is not None:
             pid = self.proc.pid
+            if self.proc.returncode is None:  # still our child, so ``pid`` is still this worker
+                self.peak_rss_kib = max(self.peak_rss_kib, vm_hwm_kib(pid) or 0)
             for kill in (os.kill, os.killpg):  # the worker may have left its process group
                 try:
                     kill(pid, signal.SIGKILL)
@@ -165,6 +169,7 @@ class WorkerHandle:
                     pass
             reaper.kill(self.isolation.leftovers({pid}, LIVE_WORKERS - {pid}))
             self.proc.wait()
+            self.peak_rss_kib = max(self.peak_rss_kib, self.proc.max_rss_kib or 0)
             LIVE_WORKERS.discard(pid)
             self.proc = None
         for fd in (self._req, self._resp):

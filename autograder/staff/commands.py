@@ -1,4 +1,4 @@
-"""The staff commands of the command line (``rerun``, ``regrade``, ``audit``, ``build``).
+"""The staff commands of the command line (``rerun``, ``regrade``, ``report``, ``audit``, ``build``).
 
 ``autograder.cli`` parses their arguments and calls these; they live here so the student bundle,
 which leaves the whole ``autograder/staff/`` folder out, holds none of them.
@@ -16,9 +16,11 @@ from autograder.cli import warn_unprotected
 from autograder.config import load_assignment
 from autograder.staff.audit import run_audit
 from autograder.staff.build import build as build_bundles
+from autograder.staff.classdata import load_manifest
 from autograder.staff.corpus import load_corpus
 from autograder.staff.export import open_export
 from autograder.staff.regrade import Regrade, parse_shard
+from autograder.staff.report import write_class_reports
 from autograder.staff.rerun import rerun as rerun_test
 
 
@@ -60,11 +62,28 @@ def regrade(args: argparse.Namespace) -> int:
                 bar.update(1)
                 if outcome.status != "graded":
                     bar.write(f"submission_{outcome.id}: {outcome.status}{': ' + outcome.error if outcome.error else ''}")
-        csv_path, summary_path, summary = run.write_reports()
-    print(summary)
-    print(f"grades: {csv_path}\nsummary: {summary_path}\nper submission: {Path(args.out)}/submission_<id>/results.json")
+        reports = run.write_reports()
+    print(reports.summary)
+    print(f"grades: {reports.csv}\nsummary: {reports.summary_path}\nclass report: {reports.html}\n"
+          f"per submission: {Path(args.out)}/submission_<id>/results.json")
     if shard:
         print("when every shard is done, run regrade again without --shard to write the combined grades.csv")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """Rebuild a regrade folder's class report (and, where regrade recorded its manifest, grades.csv and
+    the summary) from the files in it; print the summary and the paths."""
+    out = Path(args.out)
+    manifest = load_manifest(out, parse_shard(args.shard) if args.shard else None)
+    reports = write_class_reports(out, manifest, tables=manifest.recorded)
+    print(reports.summary)
+    if manifest.recorded:
+        print(f"grades: {reports.csv}\nsummary: {reports.summary_path}")
+    else:
+        print(f"{out} holds no regrade manifest (graded by an older regrade): grades.csv and the summary are left "
+              "as they are, and the report lists no submitters; run regrade into the folder again to record it")
+    print(f"class report: {reports.html}")
     return 0
 
 

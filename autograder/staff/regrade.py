@@ -4,15 +4,15 @@ Each submission's ``results.json`` and staff log go to ``OUT/submission_<id>/`` 
 graded, so an interrupted run resumes where it stopped: a submission is skipped when its
 results were written by the same harness (digest), assignment config (digest), seed and set of
 tests, unless ``force``.
-Reports (``grades.csv``, ``summary.txt``) are rebuilt from those files, so they always cover
-every finished submission, whichever run graded it.
+Reports (``grades.csv``, ``summary.txt``, ``report.html``: ``autograder.staff.report``) are rebuilt
+from those files and the manifest ``regrade.json`` written beside them (the tests and the
+submitters), so they always cover every finished submission, whichever run graded it, and the
+``report`` command can rebuild them from the folder alone.
 """
 from __future__ import annotations
 
-import csv
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,10 +20,11 @@ from typing import Iterator
 from autograder.config import Assignment, load_assignment
 from autograder.context import ReferenceCache
 from autograder.errors import UsageError
+from autograder.staff.classdata import Manifest, Submitters, manifest_name, status_of
 from autograder.staff.export import ExportedSubmission
 from autograder.staff.parallel import DIED, run_jobs
 from autograder.provenance import harness_digest
-from autograder.results import TestResult
+from autograder.staff.report import Reports, write_class_reports
 
 _CACHE = ReferenceCache()   # per process: the reference's answers do not depend on the submission
 _ASSIGNMENTS: dict[tuple, Assignment] = {}
@@ -74,11 +75,6 @@ def _assignment(path: Path | None, seed: int | None) -> Assignment:
     return _ASSIGNMENTS[key]
 
 
-def _status(results: dict) -> str:
-    faults = [t for t in map(TestResult.from_gradescope, results.get("tests", [])) if t.harness_fault and not t.test_id]
-    return "autograder error" if faults else "graded"
-
-
 def grade_one(job: Job) -> Outcome:
     """Grade one submission and write its files; never raises for the submission's faults."""
     from autograder.runner import grade
@@ -94,7 +90,7 @@ def grade_one(job: Job) -> Outcome:
         results.write(job.out / "results.json")
         error_file.unlink(missing_ok=True)
         data = results.to_gradescope()
-        return Outcome(job.id, _status(data), data["score"], time.monotonic() - started)
+        return Outcome(job.id, status_of(data), data["score"], time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - one submission's fault must never stop the batch
         message = f"{type(exc).__name__}: {exc}"
         error_file.write_text(message + "\n")
@@ -137,7 +133,7 @@ class Regrade:
         ids = [(t.get("extra_data") or {}).get("test_id") for t in data.get("tests", [])]
         return (extra.get("grader_digest") == harness_digest() and extra.get("seed") == self.assignment.seed
                 and extra.get("config_digest") == self.assignment.digest
-                and ids == self.test_ids and _status(data) == "graded")
+                and ids == self.test_ids and status_of(data) == "graded")
 
     def run(self, jobs: int = 1) -> Iterator[Outcome]:
         """Grade what is to do, ``jobs`` submissions at a time, yielding each outcome as it finishes."""
@@ -148,56 +144,18 @@ class Regrade:
             yield outcome
 
     # -- reports ---------------------------------------------------------------------------
-    def report_names(self) -> tuple[str, str]:
-        if self.shard is None:
-            return "grades.csv", "summary.txt"
-        i, n = self.shard
-        return f"grades-shard-{i}-of-{n}.csv", f"summary-shard-{i}-of-{n}.txt"
+    def manifest(self) -> Manifest:
+        """What the reports need beyond the submissions' folders: the tests and the submitters."""
+        titles = {t.id: t.title for t in self.assignment.tests}
+        return Manifest(tuple(self.test_ids), {t: titles.get(t, "") for t in self.test_ids},
+                        tuple(Submitters(s.id, *(tuple(getattr(p, f) for p in s.submitters)
+                                                 for f in ("name", "sid", "email")))
+                              for s in self.submissions), self.shard)
 
-    def write_reports(self) -> tuple[Path, Path, str]:
-        """Write the grades CSV and the failure summary from the files in ``out``; return paths and summary."""
-        rows, failures = [], {t: Counter() for t in self.test_ids}
-        graded = Counter()
-        for s in self.submissions:
-            rows.append(self._row(s, failures, graded))
-        csv_name, summary_name = self.report_names()
-        csv_path, summary_path = self.out / csv_name, self.out / summary_name
+    def write_reports(self) -> Reports:
+        """Record the manifest, then write the grades CSV, the failure summary and the class report
+        from the files in ``out``."""
         self.out.mkdir(parents=True, exist_ok=True)
-        with open(csv_path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["submission_id", "names", "sids", "emails", *self.test_ids, "total", "status"])
-            writer.writerows(rows)
-        summary = self._summary(failures, graded, rows)
-        summary_path.write_text(summary + "\n")
-        return csv_path, summary_path, summary
-
-    def _row(self, s: ExportedSubmission, failures: dict[str, Counter], graded: Counter) -> list:
-        people = [";".join(getattr(p, f) for p in s.submitters) for f in ("name", "sid", "email")]
-        dest = self.out / f"submission_{s.id}"
-        try:
-            data = json.loads((dest / "results.json").read_text())
-        except (OSError, ValueError):
-            error = (dest / "error.txt").read_text().strip() if (dest / "error.txt").is_file() else "not graded yet"
-            return [s.id, *people, *[""] * len(self.test_ids), "", f"not graded: {error}"]
-        scores = {}
-        for t in data.get("tests", []):
-            test_id = (t.get("extra_data") or {}).get("test_id")
-            if test_id in failures:
-                scores[test_id] = t.get("score", 0.0)
-                graded[test_id] += 1
-                if t.get("status") != "passed":
-                    first = (t.get("output") or "(no message)").strip().splitlines() or ["(no message)"]
-                    failures[test_id][first[0][:160]] += 1
-        return [s.id, *people, *[f"{scores[t]:g}" if t in scores else "" for t in self.test_ids],
-                f"{data.get('score', 0):g}", _status(data)]
-
-    def _summary(self, failures: dict[str, Counter], graded: Counter, rows: list) -> str:
-        statuses = Counter(row[-1].split(":")[0] for row in rows)
-        lines = [f"{len(rows)} submissions: " + ", ".join(f"{n} {k}" for k, n in sorted(statuses.items())), ""]
-        lines.append("Most common failures per test:")
-        for test_id in self.test_ids:
-            failed = sum(failures[test_id].values())
-            lines.append(f"  {test_id}: {failed} of {graded[test_id]} failed")
-            for message, count in failures[test_id].most_common(3):
-                lines.append(f"      {count:>4} x {message}")
-        return "\n".join(lines)
+        manifest = self.manifest()
+        (self.out / manifest_name(self.shard)).write_text(manifest.to_json())
+        return write_class_reports(self.out, manifest)
