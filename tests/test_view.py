@@ -47,8 +47,8 @@ def test_the_refusal_says_what_is_missing_what_it_risks_and_the_fix():
 def test_a_student_worker_sees_only_its_view_and_the_reference_worker_the_machine():
     ctx = GradingContext(load_assignment(), present_files(TEMPLATE, load_assignment().student_files))
     try:
-        student = ctx._worker("student", ctx.submission, "sample")
-        reference = ctx._worker("reference", ctx.reference, "sample")
+        student = ctx.worker("student", ctx.submission, "sample")
+        reference = ctx.worker("reference", ctx.reference, "sample")
         student.ensure_started()
         reference.ensure_started()
         seen = f"/proc/{student.proc.pid}/root"   # the worker's root, as the harness (root) sees it
