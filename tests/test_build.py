@@ -13,7 +13,8 @@ import pytest
 from autograder.staff.build import build
 from autograder.staff.bundle import Stage, stage_autograder, stage_student, unpack, write_zip
 from autograder.q6.checkpoint_files import checkpoint_specs, ensure
-from autograder.config import is_public, load_assignment
+from autograder.config import load_assignment
+from autograder.q6.course import is_public
 from autograder.errors import BuildError, CheckpointError
 from autograder.q6.model import GPT2Config
 from autograder.q6.grading_models import save_checkpoint

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.config import is_public
+from autograder.q6.course import is_public
 from conftest import REFERENCE, ROOT, TEMPLATE, run_autograder, scores_by_part
 
 pytestmark = pytest.mark.slow
