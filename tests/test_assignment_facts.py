@@ -23,7 +23,7 @@ FACTS = {  # what the pattern finds -> the pattern (case-insensitive)
     "the model's name": r"\bgpt-?2\b",
     "the end-of-text token": r"<\|endoftext\|>",
     "a student file": r"\b(sample|likelihood|classifier)\.py\b",
-    "GPT-2 small's shape": r"\b12 \* 768\b",
+    "GPT-2 small's shape": r"\b12 [x*] 768\b",
 }
 ALLOWED: dict[tuple[str, str], str] = {}   # (module relative to the harness root, fact) -> why it stays
 

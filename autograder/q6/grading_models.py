@@ -44,7 +44,7 @@ CONTAINER_NEEDS = {
     "embedded": (650, 0.5, "measured with the reference and the correct corpus entries"),
     "production": (1260, 1.0, "measured with GPT-2 small's size; the checkpoint's weights are as large"),
 }
-GPT2_SMALL_SIZE = 12 * 768   # n_layer x n_embd of GPT-2 small
+GPT2_SMALL_SHAPE = {key: getattr(GPT2Config(), key) for key in ("n_layer", "n_embd", "n_head")}  # the defaults
 
 
 def container_mode(models: dict) -> str:
@@ -54,7 +54,8 @@ def container_mode(models: dict) -> str:
             continue
         if spec.get("kind") == "checkpoint":
             return "production"
-        if spec.get("kind") == "synthetic" and int(spec.get("n_layer", 0)) * int(spec.get("n_embd", 0)) >= GPT2_SMALL_SIZE:
+        if spec.get("kind") == "synthetic" and int(spec.get("n_layer", 0)) * int(spec.get("n_embd", 0)) >= (
+                GPT2_SMALL_SHAPE["n_layer"] * GPT2_SMALL_SHAPE["n_embd"]):
             return "production"
     return "embedded"
 
