@@ -96,11 +96,11 @@ def test_build_is_deterministic(model, tokenizer):
     assert torch.equal(model(ids)[0], again(ids)[0])
 
 
-def test_bad_knobs_raise_value_error():
-    with pytest.raises(ValueError, match="sum to 1"):
-        build_text_model(w_bigram=0.9)                      # weights no longer sum to 1
-    with pytest.raises(ValueError, match="no_such_knob"):
-        build_text_model(no_such_knob=1.0)
+@pytest.mark.parametrize("knob, message", [({"w_bigram": 0.9}, "sum to 1"),   # weights no longer sum to 1
+                                            ({"no_such_knob": 1.0}, "no_such_knob")], ids=["weights", "unknown"])
+def test_bad_knobs_raise_value_error(knob, message):
+    with pytest.raises(ValueError, match=message):
+        build_text_model(**knob)
 
 
 def test_snippets_are_deterministic_and_well_formed():
