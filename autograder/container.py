@@ -32,18 +32,24 @@ class Need:
     peak_mib: int        # anonymous memory at the grade's peak plus the model weights it maps (MiB)
     cpus: float          # the fewest CPUs that keep every call well inside its time limit
     measured: str        # how, for the warnings
+    when: str = ""       # which models make this mode, for the docs
+
+
+def needs(assignment) -> list[Need]:
+    """Every mode's need, as the drivers module of ``assignment`` says: its ``CONTAINER_NEEDS``
+    (mode -> peak MiB, CPUs, how it was measured, when the mode applies); none when it says nothing."""
+    table = getattr(importlib.import_module(assignment.drivers), "CONTAINER_NEEDS", {})
+    return [Need(mode, *row) for mode, row in table.items()]
 
 
 def need_of(assignment) -> Need | None:
-    """What grading ``assignment`` (its ``drivers`` and ``models``) was measured to need, as its
-    drivers module says: ``CONTAINER_NEEDS`` (mode -> peak MiB, CPUs, how it was measured) and
-    ``container_mode(models)``.  None when the drivers module says nothing."""
-    drivers = importlib.import_module(assignment.drivers)
-    table = getattr(drivers, "CONTAINER_NEEDS", None)
-    if table is None:
+    """What grading ``assignment`` (its ``drivers`` and ``models``) was measured to need: the need of
+    the mode its drivers module's ``container_mode(models)`` names; None when it says nothing."""
+    known = needs(assignment)
+    if not known:
         return None
-    mode = drivers.container_mode(assignment.models)
-    return Need(mode, *table[mode])
+    mode = importlib.import_module(assignment.drivers).container_mode(assignment.models)
+    return next(need for need in known if need.mode == mode)
 
 
 def tier_for(need: Need) -> tuple[float, float]:

@@ -35,14 +35,16 @@ _CHECKPOINT_KEYS = {"kind", "path", "sha256", "size", "url", *CHECKPOINT_SHAPE_K
 
 
 # What grading was measured to need in each mode (bench/results/container.md, in real cgroups),
-# read by the harness (autograder.container.need_of): (peak MiB, CPUs, how it was measured).
+# read by the harness (autograder.container.needs): (peak MiB, CPUs, how it was measured, when).
 # Embedded, the default config: the highest of the reference and the correct corpus entries
 # (640 MiB of anonymous memory, weights of a few MiB).  Production, `gpt2` at GPT-2 small's real
 # size (12 x 768) standing in for the checkpoint (785 MiB anonymous plus 475 MiB of weights; at
 # half a CPU test 6h-1's calls come near their 60 s limit).
 CONTAINER_NEEDS = {
-    "embedded": (650, 0.5, "measured with the reference and the correct corpus entries"),
-    "production": (1260, 1.0, "measured with GPT-2 small's size; the checkpoint's weights are as large"),
+    "embedded": (650, 0.5, "measured with the reference and the correct corpus entries",
+                 "no checkpoint model and no model of GPT-2 small's size (the shipped config)"),
+    "production": (1260, 1.0, "measured with GPT-2 small's size; the checkpoint's weights are as large",
+                   "a `kind: checkpoint` model, or a synthetic one of GPT-2 small's size"),
 }
 GPT2_SMALL_SHAPE = {key: getattr(GPT2Config(), key) for key in ("n_layer", "n_embd", "n_head")}  # the defaults
 
