@@ -117,21 +117,40 @@ def test_without_root_the_report_says_which_protections_are_off(tmp_path):
     assert "protections off" in report and "not running as root" in report and "hidden tests" in report
 
 
-def test_failsafe_writes_a_zero_score_file_only_when_the_grader_did_not(tmp_path):
+@pytest.fixture
+def crashed(tmp_path):
+    """The failsafe after a grader that died with a segmentation fault: (results path, its document)."""
     results = tmp_path / "out" / "results.json"
     err = tmp_path / "stderr"
     err.write_text("Traceback ...\nSegmentation fault")
-    started = time.time() - 1
-    failsafe.main([str(started), "139", str(err), "--submission", "x", "--results", str(results)])
-    data = strict_json(results.read_text())
+    failsafe.main([str(time.time() - 1), "139", str(err), "--submission", "x", "--results", str(results)])
+    return results, strict_json(results.read_text())
+
+
+def test_the_failsafe_file_after_a_crash_is_worth_nothing_with_one_visible_and_one_hidden_test(crashed):
+    _, data = crashed
     assert data["score"] == 0 and [t["visibility"] for t in data["tests"]] == ["visible", "hidden"]
+
+
+def test_the_failsafe_shows_the_crash_to_staff_only(crashed):
+    _, data = crashed
     assert "Segmentation fault" in data["tests"][1]["output"] and "Segmentation" not in data["tests"][0]["output"]
+
+
+def test_the_failsafe_keeps_results_the_grader_wrote_in_this_run(tmp_path):
+    results, err = tmp_path / "results.json", tmp_path / "stderr"
+    err.write_text("Traceback ...")
+    started = time.time() - 1
     good = {"score": 3.0, "tests": []}
     results.write_text(json.dumps(good))
     failsafe.main([str(started), "1", str(err), "--results", str(results)])
-    assert json.loads(results.read_text()) == good  # written by this run: kept
-    assert failsafe.results_path([]) == Path("/autograder/results/results.json")
-    assert failsafe.results_path(["--submission", "d"]) == Path("results.json")
+    assert json.loads(results.read_text()) == good
+
+
+@pytest.mark.parametrize("argv, path", [([], "/autograder/results/results.json"), (["--submission", "d"], "results.json")],
+                         ids=["on-gradescope", "local"])
+def test_the_failsafe_writes_where_the_grade_would_have(argv, path):
+    assert failsafe.results_path(argv) == Path(path)
 
 
 def test_a_submission_that_never_returns_is_graded_well_within_gradescopes_10_minutes():
