@@ -1,8 +1,8 @@
 """Every benchmark script runs: ``bench/X.py --smoke`` goes end to end in seconds and prints its figures.
 
 A script is a ``bench/*.py`` with a ``__main__`` block; a new one without ``--smoke`` fails here
-(argparse refuses the flag).  The other files are the scripts' helpers, run through the scripts
-that import them.  Scripts that need cgroups or root skip with the reason where they cannot run.
+(argparse refuses the flag).  The other files are modules, run through the scripts that import
+them.  Scripts that need cgroups or root skip with the reason where they cannot run.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def is_script(path: Path) -> bool:
 
 
 SCRIPTS = [p for p in FILES if is_script(p)]
-HELPERS = [p for p in FILES if not is_script(p)]
+MODULES = [p for p in FILES if not is_script(p)]
 
 
 def why_not_here(script: Path) -> str | None:
@@ -58,10 +58,10 @@ def test_a_script_runs_end_to_end_in_its_smoke_mode(script):
     assert re.search(figures, proc.stdout), f"{script.name} --smoke printed no figures ({figures}):\n{proc.stdout}"
 
 
-@pytest.mark.parametrize("helper", HELPERS, ids=lambda p: p.name)
-def test_a_helper_runs_inside_a_script_that_is_smoked(helper):
-    users = [s.name for s in SCRIPTS if re.search(rf"\bbench\.{helper.stem}\b", s.read_text())]
-    assert users, f"bench/{helper.name} has no __main__ block and no script imports it: give it a --smoke mode"
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: p.name)
+def test_a_module_without_a_main_runs_inside_a_script_that_is_smoked(module):
+    users = [s.name for s in SCRIPTS if re.search(rf"\bbench\.{module.stem}\b", s.read_text())]
+    assert users, f"bench/{module.name} has no __main__ block and no script imports it: give it a --smoke mode"
 
 
 def test_the_scripts_are_found():
