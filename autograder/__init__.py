@@ -1,4 +1,4 @@
-"""The GPT-2 autograder.  The front door is ``grade`` (``from autograder import grade``):
+"""A Gradescope autograder.  The front door is ``grade`` (``from autograder import grade``):
 grade one submission folder with an assignment config, get the results and the staff log.
 
 Layout: this folder is the harness core (the CLI, config, discovery, context, runner, results,

@@ -113,10 +113,10 @@ def _warn_early(args: argparse.Namespace) -> None:
     from autograder.container import startup_lines
 
     try:
-        models = load_assignment(Path(args.assignment) if args.assignment else None).models
+        assignment = load_assignment(Path(args.assignment) if args.assignment else None)
     except AutograderError:
         return  # the grade reports a broken config itself
-    for line in startup_lines(models):
+    for line in startup_lines(assignment):
         if line.startswith("warning:"):
             print(f"autograder: {line}", file=sys.stderr, flush=True)
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from autograder.stats import bonferroni_share
 # Staff tree and autograder.zip: tests_hidden/.  The student bundle has only tests_public/.
 DEFAULT_CONFIG = next((HARNESS_ROOT / d / "assignment.yml" for d in ("tests_hidden", "tests_public")
                        if (HARNESS_ROOT / d / "assignment.yml").is_file()), HARNESS_ROOT / "tests_hidden" / "assignment.yml")
-_ID = re.compile(r"^(?P<part>[0-9]+[a-z])-(?P<index>[0-9]+)-(?P<kind>basic|hidden)$")
 MAX_ALPHA_PER_TEST = 1e-6
 DEFAULT_TIMEOUT = 60.0      # seconds per worker call when neither a test nor `defaults` sets `timeout`
 DEFAULT_TIME_BUDGET = 480.0  # seconds for a whole grade: 2 minutes under Gradescope's default timeout of 10
@@ -28,15 +26,9 @@ DEFAULTS_KEYS = ("timeout", "public_visibility", "hidden_visibility")
 TEST_KEYS = ("id", "title", "points", "module", "visibility", "extra_credit", "timeout", "statistical", "params")
 
 
-def is_public(test_id: str) -> bool:
-    """The course's rule: its "-basic" tests are public (full feedback, graded first, shipped in the
-    student bundle); "-hidden" ones are not."""
-    return test_id.endswith("-basic")
-
-
 @dataclass(frozen=True)
 class TestSpec:
-    id: str                 # the course's test id, e.g. "6c-2-hidden"
+    id: str                 # the course's test id, of the form its drivers module sets (TEST_ID)
     title: str              # what the test checks, shown after the id
     points: float
     module: str             # the student file the test exercises, without ".py"
@@ -45,19 +37,13 @@ class TestSpec:
     timeout: float          # seconds per worker call; the whole test gets this plus a guard margin
     statistical: bool       # draws a share of the per-submission false-failure budget
     params: dict            # the assignment's own parameters for this test (models, draws, ...)
-
-    @property
-    def public(self) -> bool:
-        return is_public(self.id)
+    public: bool            # the course's rule (its drivers module's is_public): full feedback, graded
+                            # first, shipped in the student bundle
+    number: str             # the number Gradescope shows (the drivers module's number_of)
 
     @property
     def name(self) -> str:
         return f"{self.id}: {self.title}"
-
-    @property
-    def number(self) -> str:
-        m = _ID.match(self.id)
-        return f"{m['part']}.{m['index']}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +105,22 @@ def _known_keys(data: dict, known: tuple[str, ...], where: str) -> None:
                           f"{', '.join(repr(k) for k in unknown)}; known: {', '.join(known)}")
 
 
+def _course(data: dict, path: Path):
+    """The assignment's drivers module, which also names the course's test-id form and public rule
+    (``TEST_ID``, ``TEST_ID_FORM``, ``is_public``, ``number_of``)."""
+    drivers = _require(data, "drivers", str, str(path))
+    try:
+        module = importlib.import_module(drivers)
+    except ImportError as exc:
+        raise ConfigError(f"{path}: drivers = {drivers!r} cannot be imported ({exc}); name a module of the "
+                          "harness that defines the assignment's drivers") from None
+    missing = [name for name in ("TEST_ID", "TEST_ID_FORM", "is_public", "number_of") if not hasattr(module, name)]
+    if missing:
+        raise ConfigError(f"{path}: the drivers module {drivers} does not define {', '.join(missing)}, "
+                          "the course's test-id form and public rule")
+    return module
+
+
 def _time_budget(value: object, path: Path) -> float:
     low, high = TIME_BUDGET_RANGE
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
@@ -142,17 +144,18 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: defaults = {defaults!r} should be a mapping (timeout, public_visibility, ...)")
     _known_keys(defaults, DEFAULTS_KEYS, f"{path}: defaults")
+    course = _course(data, path)
     tests = []
     for i, raw in enumerate(_require(data, "tests", list, str(path))):
         where = f"{path}: tests[{i}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where} must be a mapping")
         test_id = _require(raw, "id", str, where)
-        if not _ID.match(test_id):
-            raise ConfigError(f"{where}: id {test_id!r} is not of the form 6c-0-basic / 6c-2-hidden")
+        if not course.TEST_ID.match(test_id):
+            raise ConfigError(f"{where}: id {test_id!r} is not of the form {course.TEST_ID_FORM}")
         where = f"{path}: test {test_id}"
         _known_keys(raw, TEST_KEYS, where)
-        public = is_public(test_id)
+        public = course.is_public(test_id)
         visibility = raw.get("visibility", defaults.get("public_visibility" if public else "hidden_visibility",
                                                         "visible" if public else "after_published"))
         if visibility not in VISIBILITIES:
@@ -169,6 +172,7 @@ def load_assignment(path: Path | None = None, seed: int | None = None) -> Assign
             module=_require(raw, "module", str, where), visibility=visibility,
             extra_credit=bool(raw.get("extra_credit", False)), timeout=float(timeout),
             statistical=bool(raw.get("statistical", False)), params=dict(params),
+            public=public, number=course.number_of(test_id),
         ))
     ids = [t.id for t in tests]
     if len(set(ids)) != len(ids):

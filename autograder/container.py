@@ -8,11 +8,13 @@ process's cgroup (v1: the ``memory`` and ``cpu`` hierarchies; v2: the unified on
 nothing is found every answer is "unknown" and nothing is ever classified as the container's
 doing.
 
-``NEEDS`` holds what a grade was measured to need in each mode (``bench/container.py``), and
-``advice`` turns it into the Gradescope hardware tier to pick.
+What a grade needs in each mode is the assignment's to say (``need_of``: its drivers module's
+table, measured by ``bench/container.py``), and ``advice`` turns it into the Gradescope hardware
+tier to pick.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,32 +28,28 @@ HEADROOM = 1.15                            # memory beyond the measured peak tha
 class Need:
     """What grading the reference solution was measured to need in one mode."""
 
+    mode: str            # which models: the assignment's own name for them
     peak_mib: int        # anonymous memory at the grade's peak plus the model weights it maps (MiB)
     cpus: float          # the fewest CPUs that keep every call well inside its time limit
     measured: str        # how, for the warnings
+    when: str = ""       # which models make this mode, for the docs
 
 
-# One place for the figures of bench/results/container.md, measured in real cgroups: embedded,
-# the default config (the highest of the reference and the correct corpus entries: 640 MiB of
-# anonymous memory, weights of a few MiB); production, `gpt2` at GPT-2 small's real size
-# (12 x 768) standing in for the checkpoint (785 MiB anonymous plus 475 MiB of weights; at half a
-# CPU test 6h-1's calls come near their 60 s limit).
-NEEDS = {
-    "embedded": Need(650, 0.5, "measured with the reference and the correct corpus entries"),
-    "production": Need(1260, 1.0, "measured with GPT-2 small's size; the checkpoint's weights are as large"),
-}
+def needs(assignment) -> list[Need]:
+    """Every mode's need, as the drivers module of ``assignment`` says: its ``CONTAINER_NEEDS``
+    (mode -> peak MiB, CPUs, how it was measured, when the mode applies); none when it says nothing."""
+    table = getattr(importlib.import_module(assignment.drivers), "CONTAINER_NEEDS", {})
+    return [Need(mode, *row) for mode, row in table.items()]
 
 
-def mode_of(models: dict) -> str:
-    """"production" when a grading model is a checkpoint or has GPT-2 small's size, else "embedded"."""
-    for spec in models.values():
-        if not isinstance(spec, dict):
-            continue
-        if spec.get("kind") == "checkpoint":
-            return "production"
-        if spec.get("kind") == "synthetic" and int(spec.get("n_layer", 0)) * int(spec.get("n_embd", 0)) >= 12 * 768:
-            return "production"
-    return "embedded"
+def need_of(assignment) -> Need | None:
+    """What grading ``assignment`` (its ``drivers`` and ``models``) was measured to need: the need of
+    the mode its drivers module's ``container_mode(models)`` names; None when it says nothing."""
+    known = needs(assignment)
+    if not known:
+        return None
+    mode = importlib.import_module(assignment.drivers).container_mode(assignment.models)
+    return next(need for need in known if need.mode == mode)
 
 
 def tier_for(need: Need) -> tuple[float, float]:
@@ -62,10 +60,9 @@ def tier_for(need: Need) -> tuple[float, float]:
     return TIERS[-1]
 
 
-def advice(mode: str) -> str:
-    need = NEEDS[mode]
+def advice(need: Need) -> str:
     cpus, gb = tier_for(need)
-    return (f"the {mode} models need about {need.peak_mib} MiB ({need.measured}): pick Gradescope's "
+    return (f"the {need.mode} models need about {need.peak_mib} MiB ({need.measured}): pick Gradescope's "
             f"{cpus:g} CPU / {gb:g} GB tier or more")
 
 
@@ -228,17 +225,19 @@ def _located(fs: Path, mount: str, path: str) -> Path | None:
     return folder if folder.is_dir() else base
 
 
-def startup_lines(models: dict, root: Path = Path("/")) -> list[str]:
-    """The staff log's lines about the container, and a warning when its memory is too small."""
+def startup_lines(assignment, root: Path = Path("/")) -> list[str]:
+    """The staff log's lines about the container, and a warning when its memory is too small
+    for what ``assignment`` was measured to need (``need_of``)."""
     limits = Container.find(root).limits()
-    mode = mode_of(models)
     lines = [limits.describe()]
-    need = NEEDS[mode]
+    need = need_of(assignment)
+    if need is None:
+        return lines
     short = []
     if limits.memory is not None and limits.memory < need.peak_mib * MiB * HEADROOM:
         short.append(f"its memory ({limits.memory / MiB:.0f} MiB)")
     if limits.cpus is not None and limits.cpus < need.cpus:
         short.append(f"its CPU quota ({limits.cpus:g})")
     if short:
-        lines.append(f"warning: this container is too small, {' and '.join(short)}: {advice(mode)}")
+        lines.append(f"warning: this container is too small, {' and '.join(short)}: {advice(need)}")
     return lines

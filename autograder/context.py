@@ -133,7 +133,9 @@ class GradingContext:
     def seed(self, test_id: str, *purpose: object) -> int:
         return derive_seed(self.assignment.seed, test_id, *purpose)
 
-    def _worker(self, who: str, files: dict[str, Path], module: str, lane: int = 0) -> WorkerHandle:
+    def worker(self, who: str, files: dict[str, Path], module: str, lane: int = 0) -> WorkerHandle:
+        """The worker of ``who`` ("student" or "reference") running ``files``' ``module`` in ``lane``,
+        made on first use and kept until ``close()``; a missing file raises ``MissingFile``."""
         key = (who, module, lane)
         if key not in self._workers:
             filename = f"{module}.py"
@@ -164,7 +166,7 @@ class GradingContext:
         for module, count in lanes.items():
             for lane in range(count):
                 try:
-                    self._worker("student", self.submission, module, lane).spawn()
+                    self.worker("student", self.submission, module, lane).spawn()
                 except AutograderError:
                     pass  # reported by the test that needs this worker
 
@@ -175,8 +177,8 @@ class GradingContext:
         machine; list answers are joined in order, and the first lane's fault is the one raised."""
         parts = split_request(args, spread, self.assignment.lanes) if spread else [args]
         if len(parts) == 1:
-            return self._worker(who, files, module).call(driver, parts[0], timeout, budget_left)
-        workers = [self._worker(who, files, module, lane) for lane in range(len(parts))]
+            return self.worker(who, files, module).call(driver, parts[0], timeout, budget_left)
+        workers = [self.worker(who, files, module, lane) for lane in range(len(parts))]
         for w in workers:
             w.ensure_started()  # here, not in a pool thread, whose end would kill the worker (PDEATHSIG)
         with ThreadPoolExecutor(len(parts), thread_name_prefix=f"{who}-{module}") as pool:

@@ -32,6 +32,7 @@ from autograder.errors import AutograderError, ContainerOutOfMemory, StudentErro
 from autograder.memory import memory_record, own_peak_kib, reset_own_peak
 from autograder.paths import on_gradescope
 from autograder.sandbox.forkserver import PreForked
+from autograder.sandbox.handle import Limits
 from autograder.sandbox.locking import prepare_gradescope
 from autograder.sandbox.heap import map_large_blocks
 from autograder.provenance import grader_info, rerun_command
@@ -216,7 +217,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
           lock_gradescope: bool = True, started: float | None = None, progress: Progress | None = None,
           time_budget: float | None = None, prefork: PreForked | None = None,
-          unsafe: bool = False) -> tuple[GradingResults, list[str]]:
+          unsafe: bool = False, limits: Limits | None = None) -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
@@ -229,6 +230,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     results to write should the run be stopped, once the config is read and after every test.
     ``unsafe`` grades even where student code could read the harness's files (the student's own
     check, the reference), which is otherwise an autograder error (``autograder.sandbox.view``).
+    ``limits`` are the workers' limits (default: ``Limits()``, ``autograder.sandbox.handle``).
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
@@ -249,11 +251,12 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
         upload = Path(submission_dir).resolve()
         if progress is not None:
             progress(provisional(assignment, only, [], Faults(), upload, budget))
-        log.extend(startup_lines(assignment.models))
+        log.extend(startup_lines(assignment))
         with discover(Path(submission_dir), assignment.student_files) as found:
             log.extend(_upload_log(found))
             with GradingContext(assignment, found.files, reference_cache=reference_cache,
-                                file_problems=found.problems, budget=budget, prefork=prefork, unsafe=unsafe) as ctx:
+                                file_problems=found.problems, budget=budget, prefork=prefork, unsafe=unsafe,
+                                limits=limits) as ctx:
                 try:
                     results = run_suite(ctx, only=only, upload=upload, progress=progress)
                 finally:

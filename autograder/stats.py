@@ -13,7 +13,7 @@ inequality); ``dkw_power`` is that proven lower bound on the power, ``simulated_
 figure by simulation.  ``bonferroni_share`` splits a submission's error budget over its
 statistical tests, ``log_repeat_probability`` bounds the chance of two identical runs, and
 ``effective_inverse_temperature`` says what temperature a sampler's draws look like.  How the
-laws themselves are built (GPT-2's, the designed ones) is question 6's, in ``autograder/q6/``.
+laws themselves are built (the models', the designed ones) is the assignment's, in ``autograder/q6/``.
 """
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def graded(test_id: str):
     """Make a ``GradedTestCase`` method the graded test ``test_id`` of whatever assignment runs it."""
     if not isinstance(test_id, str) or not test_id:
         raise TypeError(f"@graded({test_id!r}): give the test's id as the assignment config spells it, "
-                        "e.g. @graded(\"6c-2-hidden\")")
+                        "the `id` of one of its `tests`")
 
     def decorate(func):
         @functools.wraps(func)

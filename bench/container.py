@@ -19,6 +19,7 @@ Scenarios (all by default):
 Figures only; nothing is asserted.
 
     .venv/bin/python bench/container.py [--scenario NAME ...] [--entries REGEX] [--output bench/results/container.md]
+    .venv/bin/python bench/container.py --smoke   # one test of the reference in the largest tier: a quick check
 """
 from __future__ import annotations
 
@@ -38,15 +39,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder.config import DEFAULT_CONFIG  # noqa: E402
+from autograder.config import DEFAULT_CONFIG, MAX_ALPHA_PER_TEST  # noqa: E402
 from autograder.container import TIERS  # noqa: E402
+from autograder.q6.grading_models import GPT2_SMALL_SHAPE  # noqa: E402
 from autograder.staff.corpus import load_corpus  # noqa: E402
 from bench.cgroup import Container, CgroupUnavailable, MiB, drop_file_cache, swap_bytes, unavailable  # noqa: E402
 
 DEFAULT_MEMORY = 768 * MiB          # Gradescope's default: 768 MB, read as the kernel's "768M"
 DEFAULT_CPUS = 0.5
 WALL_BUDGET = 90.0                  # seconds a grade may take in the default container
-GPT2_SMALL = {"n_layer": 12, "n_embd": 768, "n_head": 12}
 HEADER = ("| grade | container | score | wall s | CPU s | peak MiB | anon MiB | cache MiB | OOM kills | verdict |\n"
           "|---|---|---|---|---|---|---|---|---|---|")
 
@@ -104,7 +105,7 @@ def correct(lines: list[str], tmp: Path, entries: str | None, modes: list[str]) 
 
 def tiers(lines: list[str], tmp: Path, entries: str | None, modes: list[str]) -> None:
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    data["models"]["gpt2"].update(GPT2_SMALL)   # as production mode points gpt2 at the course checkpoint
+    data["models"]["gpt2"].update(GPT2_SMALL_SHAPE)   # as production mode points gpt2 at the course checkpoint
     gpt2_small = tmp / "assignment-gpt2-small.yml"
     gpt2_small.write_text(yaml.safe_dump(data, sort_keys=False))
     lines += ["### Gradescope's tiers: the reference solution", "",
@@ -123,6 +124,20 @@ def tiers(lines: list[str], tmp: Path, entries: str | None, modes: list[str]) ->
     lines.append("")
 
 
+def smoke(lines: list[str], tmp: Path) -> None:
+    """The reference graded on the config's first test alone, in the largest tier: every step of
+    a scenario (a fresh cgroup, the dropped page cache, the table row) in seconds."""
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    data["tests"], data["error_budget"] = data["tests"][:1], MAX_ALPHA_PER_TEST   # a budget for no statistical test
+    config = tmp / "assignment-smoke.yml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    cpus, gb = TIERS[-1]
+    lines += ["### Smoke: the reference on one test", "", HEADER]
+    print("\n".join(lines[-3:]), flush=True)
+    lines.append(graded(f"smoke: {data['tests'][0]['id']}", ROOT / "reference_solution", int(gb * 1024) * MiB, cpus,
+                        tmp, config))
+
+
 SCENARIOS = {"correct": correct, "tiers": tiers}
 MODES = ("embedded", "gpt2-small")
 
@@ -133,10 +148,15 @@ def main() -> None:
     parser.add_argument("--entries", help="regular expression: only these corpus entries ('reference' too)")
     parser.add_argument("--mode", action="append", choices=MODES, help="tiers: these modes only (default: all)")
     parser.add_argument("--output", type=Path, help="also write the figures (markdown) to this file")
+    parser.add_argument("--smoke", action="store_true", help="one test of the reference, one tier: a quick check")
     args = parser.parse_args()
     why = unavailable()
     if why is not None:
         raise SystemExit(f"bench/container.py: cannot create cgroups here: {why}")
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="ag-container-") as tmp:
+            smoke([], Path(tmp))
+        return
     if swap_bytes():
         print(f"note: this machine has {swap_bytes() / MiB:.0f} MiB of swap; the limits include it "
               "(memory.memsw) where the kernel allows", flush=True)

@@ -7,6 +7,7 @@
    the harness at git revision REV (before the hardening), in fresh processes.
 
     .venv/bin/python bench/hardening_overhead.py [--baseline 22a62d0] [--rounds 3]
+    .venv/bin/python bench/hardening_overhead.py --smoke   # one test, one round: a check that it runs
 """
 from __future__ import annotations
 
@@ -46,49 +47,55 @@ def timed(spent: dict, name: str, func):
     return wrapper
 
 
-def components() -> None:
+def components(only: frozenset[str] | None = None, rounds: int = 5) -> None:
+    """The isolation's share of a grade of the reference (``only`` those tests), and of a worker's
+    start (median over ``rounds``)."""
     spent: dict = {}
     isolation.Isolation.start = classmethod(timed(spent, "run setup (user, runtime, sweep)",
                                                   isolation.Isolation.start.__func__))
     isolation.Isolation.close = timed(spent, "run end (sweep, files)", isolation.Isolation.close)
     sandbox.reaper.kill = timed(spent, "leftover scans", reaper.kill)
     started = time.monotonic()
-    results, _ = grade(ROOT / "reference_solution")
+    results, _ = grade(ROOT / "reference_solution", only=only)
     total = time.monotonic() - started
     print(f"reference graded in {total:.1f} s, score {results.score:g}")
     for name, value in spent.items():
-        print(f"  {name}: {value:.3f}" + ("" if "count" in name else " s"))
+        print(f"  {name}: {value}" if "count" in name else f"  {name}: {value:.3f} s")
     added = sum(v for k, v in spent.items() if "count" not in k)
-    hello = worker_hello()
-    print(f"  worker start, user switch and private network minus limits only (median of 5): {hello:+.3f} s")
+    hello = worker_hello(rounds)
+    print(f"  worker start, user switch and private network minus limits only (median of {rounds}): {hello:+.3f} s")
     print(f"isolation total: {added:.2f} s + 3 student workers x {max(hello, 0):.2f} s")
 
 
-def worker_hello() -> float:
+def worker_hello(rounds: int = 5) -> float:
     """Median extra seconds to a worker's hello when switching user and network, over limits only."""
+    assignment = load_assignment()
     base = Path(tempfile.mkdtemp())
     base.chmod(0o711)
-    iso = isolation.Isolation.start(base, "autograder.q6.drivers")
-    files = {name: ROOT / "reference_solution" / name for name in load_assignment().student_files}
+    iso = isolation.Isolation.start(base, assignment.drivers, models=assignment.models)
+    files = {name: ROOT / "reference_solution" / name for name in assignment.student_files}
+    module = assignment.tests[0].module
     extra = []
     try:
-        for _ in range(5):
+        for _ in range(rounds):
             times = {}
             for full in (True, False):
-                handle = sandbox.WorkerHandle(files, "sample", "autograder.q6.drivers", base, sandbox.Limits(), iso)
+                handle = sandbox.WorkerHandle(files, module, assignment.drivers, base, sandbox.Limits(), iso)
                 if not full:
                     handle.student = False  # runs as root, no user switch (limits and network as before)
-                    iso_conf = iso.confinement
-                    iso.confinement = lambda student, rl: Confinement(rlimits=rl)
+                    iso.confinement = lambda student, rlimits, scratch=None: Confinement(rlimits=rlimits)
                 started = time.perf_counter()
-                handle._start()
-                times[full] = time.perf_counter() - started
-                handle.stop()
-                if not full:
-                    iso.confinement = iso_conf
+                try:
+                    handle.ensure_started()
+                    times[full] = time.perf_counter() - started
+                finally:
+                    handle.stop()
+                    if not full:
+                        del iso.confinement  # the class's own again
             extra.append(times[True] - times[False])
     finally:
         iso.close()
+        shutil.rmtree(base, ignore_errors=True)
     return statistics.median(extra)
 
 
@@ -123,8 +130,11 @@ def main() -> None:
     parser.add_argument("--baseline", help="git revision of the harness before the hardening")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-components", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="one test of the reference and one round: a quick check")
     args = parser.parse_args()
-    if not args.skip_components:
+    if args.smoke:
+        components(only=frozenset({load_assignment().tests[0].id}), rounds=1)
+    elif not args.skip_components:
         components()
     if args.baseline:
         end_to_end(args.baseline, args.rounds)

@@ -6,19 +6,25 @@ the build and forward times on one CPU thread.  Real GPT-2 small gives random -4
 (mean -431) and natural -228..-72; a grading threshold must be able to sit anywhere in
 about -415..-230.  Benchmark script: it prints figures and asserts nothing.
 
-    PYTHONPATH=. python bench/textmodel_calibration.py [--seeds 6] [--per-class 25] [knob=value ...]
+    .venv/bin/python bench/textmodel_calibration.py [--seeds 6] [--per-class 25] [knob=value ...]
+    .venv/bin/python bench/textmodel_calibration.py --smoke   # one seed, two snippets a class: a quick check
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from autograder.q6.snippets import labelled_snippets
-from autograder.q6.textmodel import build_text_model
-from autograder.q6.tokenizer import GPT2Tokenizer
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from autograder.q6.snippets import labelled_snippets  # noqa: E402
+from autograder.q6.textmodel import build_text_model  # noqa: E402
+from autograder.q6.tokenizer import GPT2Tokenizer  # noqa: E402
+from autograder.q6.vocabulary import VOCAB_SIZE  # noqa: E402
 
 
 def log_likelihood(model, ids: torch.Tensor) -> float:
@@ -33,8 +39,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=6, help="seeds 0..N-1")
     parser.add_argument("--per-class", type=int, default=25, help="snippets of each class per seed")
+    parser.add_argument("--smoke", action="store_true", help="one seed, two snippets of each class: a quick check")
     parser.add_argument("knobs", nargs="*", help="build_text_model overrides, e.g. noise_letter_mass=0.7")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.per_class = 1, 2
     knobs = {k: float(v) for k, v in (item.split("=", 1) for item in args.knobs)}
 
     torch.set_num_threads(1)
@@ -52,7 +61,7 @@ def main() -> None:
             scores[is_random].append(log_likelihood(model, ids))
             lengths[is_random].append(ids.size(1))
 
-    ids = torch.arange(100).mul(397).remainder(50257).unsqueeze(0)   # (1, 100), any ids
+    ids = torch.arange(100).mul(397).remainder(VOCAB_SIZE).unsqueeze(0)   # (1, 100), any ids
     model(ids)
     times = []
     for _ in range(20):

@@ -1,7 +1,6 @@
 """Helpers of the attack suite: build attack submissions, grade them, check the machine is clean."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -11,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from autograder import context
+from autograder.sandbox.handle import Limits
 from autograder.config import load_assignment
 from autograder.sandbox import identity, locking, reaper
 from autograder.runner import grade
@@ -111,17 +110,16 @@ def harness_cache(name: str) -> bool:
 
 def grade_here(submission: Path, results: Path, only: set[str], timeout: float | None = None):
     """Grade in this process (the developer's unlocked tree); write and check results.json."""
-    saved, saved_limits = tempfile.tempdir, context.DEFAULT_LIMITS
+    saved = tempfile.tempdir
     tempfile.tempdir = str(open_dir())
-    if timeout is not None:
-        context.DEFAULT_LIMITS = dataclasses.replace(saved_limits, max_call_seconds=timeout)
+    limits = Limits(max_call_seconds=timeout) if timeout is not None else None
     try:
-        outcome, log = grade(submission, only=frozenset(only))
+        outcome, log = grade(submission, only=frozenset(only), limits=limits)
         leftovers = [p for p in Path(tempfile.tempdir).iterdir() if not harness_cache(p.name)]
         assert not leftovers, f"grading left {leftovers}"
     finally:
         shutil.rmtree(tempfile.tempdir, ignore_errors=True)
-        tempfile.tempdir, context.DEFAULT_LIMITS = saved, saved_limits
+        tempfile.tempdir = saved
     outcome.write(results)
     return check_results_file(results), "\n".join(log)
 

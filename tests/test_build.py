@@ -13,7 +13,8 @@ import pytest
 from autograder.staff.build import build
 from autograder.staff.bundle import Stage, stage_autograder, stage_student, unpack, write_zip
 from autograder.q6.checkpoint_files import checkpoint_specs, ensure
-from autograder.config import is_public, load_assignment
+from autograder.config import load_assignment
+from autograder.q6.course import is_public
 from autograder.errors import BuildError, CheckpointError
 from autograder.q6.model import GPT2Config
 from autograder.q6.grading_models import save_checkpoint
@@ -183,19 +184,42 @@ def test_production_mode_packs_verifies_and_sets_up_the_checkpoint(tmp_path):
     assert gone.returncode == 2 and "no url" in gone.stderr
 
 
-def test_checkpoint_is_copied_and_verified_or_refused(tmp_path):
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A tiny checkpoint file, a config naming it, and its spec under the harness root ``tmp_path/root``."""
     path, digest = tiny_checkpoint(tmp_path)
     config = tiny_config(tmp_path / "tiny.yml", ["6d-0-basic"], models={"gpt2": checkpoint_spec(path, digest)})
-    spec = checkpoint_specs(load_assignment(config), tmp_path / "root")[0]
-    assert "copied" in ensure(spec, source=path, root=tmp_path / "root")
+    return path, config, checkpoint_specs(load_assignment(config), tmp_path / "root")[0], tmp_path / "root"
+
+
+def test_a_checkpoint_is_copied_byte_for_byte(checkpoint):
+    path, _, spec, root = checkpoint
+    assert "copied" in ensure(spec, source=path, root=root)
     assert spec.path.read_bytes() == path.read_bytes()
-    assert "verified" in ensure(spec, root=tmp_path / "root")
+
+
+def test_a_copied_checkpoint_is_verified_in_place(checkpoint):
+    path, _, spec, root = checkpoint
+    ensure(spec, source=path, root=root)
+    assert "verified" in ensure(spec, root=root)
+
+
+def test_a_truncated_checkpoint_is_refused(checkpoint):
+    path, _, spec, root = checkpoint
+    ensure(spec, source=path, root=root)
     spec.path.write_bytes(b"truncated")
     with pytest.raises(CheckpointError, match="bytes"):
-        ensure(spec, root=tmp_path / "root")
-    spec.path.unlink()
+        ensure(spec, root=root)
+
+
+def test_a_missing_checkpoint_without_a_url_is_refused(checkpoint):
+    _, _, spec, root = checkpoint
     with pytest.raises(CheckpointError, match="no url"):
-        ensure(spec, root=tmp_path / "root")
+        ensure(spec, root=root)
+
+
+def test_a_checkpoint_spec_with_a_malformed_sha256_is_refused(checkpoint):
+    path, config, _, _ = checkpoint
     tiny_config(config, ["6d-0-basic"], models={"gpt2": checkpoint_spec(path, "abc")})
     with pytest.raises(CheckpointError, match="sha256"):
         checkpoint_specs(load_assignment(config))

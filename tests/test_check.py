@@ -25,11 +25,14 @@ def test_answers_are_keyed_by_the_request_alone_and_stored_without_pickle(tmp_pa
     assert loaded.used == {key}
 
 
-def test_a_stale_book_is_a_loud_harness_error(tmp_path):
+def test_a_request_missing_from_a_strict_book_is_a_loud_harness_error(tmp_path):
     AnswerBook().save(tmp_path / "book.bin")
     strict = AnswerBook.load(tmp_path / "book.bin", strict=True)
     with pytest.raises(ConfigError, match="rebuild"):
         strict.get("missing")
+
+
+def test_an_unreadable_book_is_a_loud_harness_error(tmp_path):
     (tmp_path / "bad.bin").write_bytes(b"not a book")
     with pytest.raises(ConfigError, match="rebuild the student bundle"):
         AnswerBook.load(tmp_path / "bad.bin")

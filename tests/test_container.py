@@ -8,6 +8,7 @@ reason, where cgroups cannot be made.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -133,10 +134,11 @@ def test_v2_oom_kills_are_read_from_memory_events(tmp_path):
 
 def test_the_staff_log_warns_when_the_models_cannot_fit(tmp_path):
     fake_v1(tmp_path, limit=768 * MiB)
-    models = load_assignment().models
-    lines = startup_lines(models, tmp_path)
+    assignment = load_assignment()
+    lines = startup_lines(assignment, tmp_path)
     assert lines == [Container.find(tmp_path).limits().describe()]   # the embedded default fits
-    big = {**models, "course": {"kind": "checkpoint", "path": "checkpoints/gpt2.bin"}}
+    big = dataclasses.replace(assignment, models={**assignment.models,
+                                                  "course": {"kind": "checkpoint", "path": "checkpoints/gpt2.bin"}})
     warning = startup_lines(big, tmp_path)[1]
     assert warning.startswith("warning: this container is too small, its memory (768 MiB) and its CPU quota (0.5): "
                               "the production models need about")
@@ -151,7 +153,7 @@ def test_a_worker_killed_by_the_container_is_the_graders_fault(tmp_path, bump, r
     files = {**present_files(REFERENCE, load_assignment().student_files), "likelihood.py": tmp_path / "likelihood.py"}
     ctx = GradingContext(load_assignment(), files, container=Container.find(root))
     try:
-        worker = ctx._worker("student", files, "likelihood")
+        worker = ctx.worker("student", files, "likelihood")
         worker.ensure_started()
 
         def kill_once_the_call_runs():

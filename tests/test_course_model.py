@@ -157,9 +157,12 @@ def test_lists_and_numpy_arrays_fail(model, convert):
         run(model, convert(IDS))
 
 
-def test_positions_past_n_positions_fail_in_one_call_and_through_the_cache(model, cfg):
+def test_positions_past_n_positions_fail_in_one_call(model, cfg):
     with pytest.raises(IndexError):
         run(model, torch.zeros(1, cfg.n_positions + 1, dtype=torch.long))
+
+
+def test_positions_past_n_positions_fail_through_the_cache(model, cfg):
     _, past = run(model, torch.zeros(1, cfg.n_positions, dtype=torch.long))
     with pytest.raises(IndexError):
         run(model, torch.zeros(1, 1, dtype=torch.long), past=past)

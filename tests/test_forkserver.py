@@ -36,7 +36,7 @@ def context():
 
 
 def test_a_worker_is_the_harness_child_and_holds_no_socket_of_the_server(context):
-    worker = context._worker("student", context.submission, "likelihood")
+    worker = context.worker("student", context.submission, "likelihood")
     worker.ensure_started()
     pid = worker.proc.pid
     assert _parent(pid) == os.getpid()
@@ -55,7 +55,7 @@ def test_a_worker_is_the_harness_child_and_holds_no_socket_of_the_server(context
 def test_a_forked_workers_exit_status_reaches_the_feedback(context, tmp_path):
     (tmp_path / "likelihood.py").write_text((REFERENCE / "likelihood.py").read_text() + EXITS_ON_IMPORT)
     context.submission = {**context.submission, "likelihood.py": tmp_path / "likelihood.py"}
-    worker = context._worker("student", context.submission, "likelihood")
+    worker = context.worker("student", context.submission, "likelihood")
     with pytest.raises(StudentCrash, match="exited with status 3"):
         worker.call("log_likelihood", {}, timeout=60)
     assert worker.proc is None
@@ -144,9 +144,9 @@ def test_a_preforked_server_holds_nothing_of_the_harness_environment(tmp_path):
 
 
 def test_before_a_test_only_its_modules_workers_keep_running(context):
-    sample = context._worker("student", context.submission, "sample")
-    likelihood = context._worker("student", context.submission, "likelihood")
-    unused = context._worker("student", context.submission, "classifier")
+    sample = context.worker("student", context.submission, "sample")
+    likelihood = context.worker("student", context.submission, "likelihood")
+    unused = context.worker("student", context.submission, "classifier")
     for worker in (sample, likelihood, unused):
         worker.ensure_started()
     text = np.arange(1, 11, dtype=np.int64).reshape(1, -1)

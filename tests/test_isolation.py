@@ -3,6 +3,7 @@ the results failsafe and the time budget of a submission that never returns."""
 from __future__ import annotations
 
 import ast
+import grp
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from autograder.config import load_assignment
 from autograder.sandbox.confine import Confinement
 from autograder.sandbox.handle import Limits
 from attack_support import open_dir
-from conftest import ROOT, strict_json
+from conftest import REFERENCE, ROOT, strict_json
 
 ROOT_WITH_USERS = pytest.mark.skipif(os.geteuid() != 0 or not identity.worker_users(),
                                      reason="needs root and the ag-worker users of ./setup.sh")
@@ -116,21 +117,40 @@ def test_without_root_the_report_says_which_protections_are_off(tmp_path):
     assert "protections off" in report and "not running as root" in report and "hidden tests" in report
 
 
-def test_failsafe_writes_a_zero_score_file_only_when_the_grader_did_not(tmp_path):
+@pytest.fixture
+def crashed(tmp_path):
+    """The failsafe after a grader that died with a segmentation fault: (results path, its document)."""
     results = tmp_path / "out" / "results.json"
     err = tmp_path / "stderr"
     err.write_text("Traceback ...\nSegmentation fault")
-    started = time.time() - 1
-    failsafe.main([str(started), "139", str(err), "--submission", "x", "--results", str(results)])
-    data = strict_json(results.read_text())
+    failsafe.main([str(time.time() - 1), "139", str(err), "--submission", "x", "--results", str(results)])
+    return results, strict_json(results.read_text())
+
+
+def test_the_failsafe_file_after_a_crash_is_worth_nothing_with_one_visible_and_one_hidden_test(crashed):
+    _, data = crashed
     assert data["score"] == 0 and [t["visibility"] for t in data["tests"]] == ["visible", "hidden"]
+
+
+def test_the_failsafe_shows_the_crash_to_staff_only(crashed):
+    _, data = crashed
     assert "Segmentation fault" in data["tests"][1]["output"] and "Segmentation" not in data["tests"][0]["output"]
+
+
+def test_the_failsafe_keeps_results_the_grader_wrote_in_this_run(tmp_path):
+    results, err = tmp_path / "results.json", tmp_path / "stderr"
+    err.write_text("Traceback ...")
+    started = time.time() - 1
     good = {"score": 3.0, "tests": []}
     results.write_text(json.dumps(good))
     failsafe.main([str(started), "1", str(err), "--results", str(results)])
-    assert json.loads(results.read_text()) == good  # written by this run: kept
-    assert failsafe.results_path([]) == Path("/autograder/results/results.json")
-    assert failsafe.results_path(["--submission", "d"]) == Path("results.json")
+    assert json.loads(results.read_text()) == good
+
+
+@pytest.mark.parametrize("argv, path", [([], "/autograder/results/results.json"), (["--submission", "d"], "results.json")],
+                         ids=["on-gradescope", "local"])
+def test_the_failsafe_writes_where_the_grade_would_have(argv, path):
+    assert failsafe.results_path(argv) == Path(path)
 
 
 def test_a_submission_that_never_returns_is_graded_well_within_gradescopes_10_minutes():
@@ -143,10 +163,23 @@ def test_a_submission_that_never_returns_is_graded_well_within_gradescopes_10_mi
     assert worst + 150 < 600, f"a never-returning submission could take {worst:.0f} s plus normal grading"
 
 
-def test_setup_creates_the_users_and_run_autograder_keeps_the_failsafe():
-    setup = (ROOT / "setup.sh").read_text()
-    assert "useradd --system" in setup and "-m autograder isolation traverse \"$here\" --grant" in setup
-    assert "autograder/failsafe.py" in (ROOT / "run_autograder").read_text()
+@ROOT_WITH_USERS
+@pytest.mark.parametrize("field", ["shell", "home", "system uid", "own group"])
+def test_the_worker_users_of_setup_sh_cannot_log_in_nor_own_anything(field):
+    for user in identity.worker_users():
+        seen = {"shell": Path(user.pw_shell).name in ("nologin", "false"), "home": user.pw_dir == "/nonexistent",
+                "system uid": user.pw_uid < 1000, "own group": grp.getgrgid(user.pw_gid).gr_name == user.pw_name}
+        assert seen[field], f"{user.pw_name}: {field} is wrong ({user})"
+
+
+def test_run_autograder_leaves_results_worth_nothing_when_the_grader_dies(tmp_path):
+    """The failsafe: the grading process exits at once (an argument it refuses), results.json is still written."""
+    results = tmp_path / "results.json"
+    proc = subprocess.run([str(ROOT / "run_autograder"), "--submission", str(REFERENCE), "--results", str(results),
+                           "--no-such-option"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    data = strict_json(results.read_text())
+    assert data["score"] == 0 and "exited with status" in data["tests"][0]["output"], data
 
 
 @ROOT_WITH_USERS

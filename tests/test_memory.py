@@ -39,7 +39,7 @@ def test_a_worker_gives_back_the_memory_a_call_freed(tmp_path):
     assignment = load_assignment()
     ctx = GradingContext(assignment, files)
     try:
-        worker = ctx._worker("student", files, "likelihood")
+        worker = ctx.worker("student", files, "likelihood")
         worker.ensure_started()
         idle = _rss(worker.proc.pid)
         text = np.arange(1, 11, dtype=np.int64).reshape(1, -1)

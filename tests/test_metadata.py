@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+import pytest
 
 from autograder.metadata import daily_cap, load_metadata, over_cap
 from conftest import REFERENCE, ROOT, strict_json
@@ -37,14 +38,28 @@ def test_metadata_names_every_submitter_and_counts_recent_submissions(tmp_path):
     assert load_metadata(tmp_path / "absent.json") is None
 
 
-def test_over_the_cap_keeps_the_previous_results(tmp_path):
-    meta = load_metadata(metadata(tmp_path, hours_ago=(2, 3, 40)))
-    assert over_cap(meta, None) is None and over_cap(meta, 3) is None
-    kept = over_cap(meta, 2).to_gradescope()
-    assert kept["score"] == 12.0  # the latest earlier submission's score: a capped upload never lowers a grade
-    assert kept["output"].startswith("Submission limit reached: at most 2 submissions in 24 hours")
-    assert "2025-10-02T09:00" in kept["output"]  # 24 hours after the older of the two recent ones
-    assert kept["tests"][0]["name"] == "6c-0-basic: shape"
+@pytest.mark.parametrize("cap", [None, 3], ids=["no cap", "under the cap"])
+def test_under_the_cap_the_submission_is_graded(tmp_path, cap):
+    assert over_cap(load_metadata(metadata(tmp_path, hours_ago=(2, 3, 40))), cap) is None
+
+
+@pytest.fixture
+def capped(tmp_path):
+    """What a third upload within 24 hours gets under a cap of 2."""
+    return over_cap(load_metadata(metadata(tmp_path, hours_ago=(2, 3, 40))), 2).to_gradescope()
+
+
+def test_over_the_cap_the_score_is_the_latest_earlier_one(capped):
+    assert capped["score"] == 12.0  # the latest earlier submission's score: a capped upload never lowers a grade
+
+
+def test_over_the_cap_the_student_reads_the_limit_and_when_it_lifts(capped):
+    assert capped["output"].startswith("Submission limit reached: at most 2 submissions in 24 hours")
+    assert "2025-10-02T09:00" in capped["output"]  # 24 hours after the older of the two recent ones
+
+
+def test_over_the_cap_the_earlier_tests_are_kept(capped):
+    assert capped["tests"][0]["name"] == "6c-0-basic: shape"
 
 
 def test_cap_is_read_from_the_assignment_config(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from autograder.errors import ConfigError
 from autograder.q6.model import Exact, GPT2Config
 from autograder.q6.grading_models import build_model, load_checkpoint, save_checkpoint
-from autograder.q6.synthetic import _uniform, synthetic_gpt2
+from autograder.q6.synthetic import synthetic_gpt2, uniform
 
 SMALL = GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, n_ctx=64)
 
@@ -62,7 +62,7 @@ def test_synthetic_weights_drawn_in_blocks_are_the_same_stream():
     u = np.random.Generator(np.random.PCG64(5)).random(size=(301, 7), dtype=np.float64)
     want = torch.from_numpy(((2.0 * u - 1.0) * 0.25).astype(np.float32))  # the stream's definition, at once
     for block in (64, 10 ** 9):
-        got = _uniform(np.random.Generator(np.random.PCG64(5)), (301, 7), 0.25, block=block)
+        got = uniform(np.random.Generator(np.random.PCG64(5)), (301, 7), 0.25, block=block)
         assert got.dtype == torch.float32 and torch.equal(got, want), block
 
 

@@ -108,10 +108,16 @@ def regraded(layout):
 @pytest.mark.parametrize("attack", STEALS)
 def test_a_regrade_outside_gradescope_gives_the_attack_nothing(layout, regraded, attack):
     folder = layout["out"] / f"submission_{layout['ids'][attack]}"
-    results = check_results_file(folder / "results.json")
-    judged(results, layout["secrets"], attack)
-    log = (folder / "staff_log.txt").read_text()
+    judged(check_results_file(folder / "results.json"), layout["secrets"], attack)
+
+
+@pytest.mark.parametrize("attack", STEALS)
+def test_a_regrade_outside_gradescope_grades_the_attack_with_every_protection(layout, regraded, attack):
+    log = (layout["out"] / f"submission_{layout['ids'][attack]}" / "staff_log.txt").read_text()
     assert "files: student workers see a private view" in log and "protections off" not in log, log
+
+
+def test_a_regrade_outside_gradescope_leaves_no_process_behind(regraded):
     assert machine_leftovers() == []
 
 
@@ -120,16 +126,31 @@ def test_the_correct_submission_beside_them_keeps_its_marks(layout, regraded):
     assert [t["score"] for t in results["tests"]] == [t["max_score"] for t in results["tests"]]
 
 
-@pytest.mark.parametrize("attack", STEALS)
-def test_grade_outside_gradescope_gives_the_attack_nothing(layout, attack, tmp_path):
+@pytest.fixture(scope="module", params=STEALS)
+def graded_alone(request, layout, tmp_path_factory):
+    """``autograder grade`` of one attack's submission, once for all the checks of that grade."""
+    attack = request.param
+    out = tmp_path_factory.mktemp(f"grade-{attack}")
     submission = layout["export"] / f"submission_{layout['ids'][attack]}"
-    results_path = tmp_path / "results.json"
-    proc = cli("grade", "--submission", str(submission), "--results", str(results_path),
+    proc = cli("grade", "--submission", str(submission), "--results", str(out / "results.json"),
                "--assignment", str(layout["config"]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    judged(check_results_file(results_path), layout["secrets"], attack)
-    assert "files: student workers see a private view" in proc.stdout
-    assert machine_leftovers() == []
+    return attack, proc, check_results_file(out / "results.json"), machine_leftovers()
+
+
+def test_grade_outside_gradescope_gives_the_attack_nothing(layout, graded_alone):
+    attack, _, results, _ = graded_alone
+    judged(results, layout["secrets"], attack)
+
+
+def test_grade_outside_gradescope_says_workers_see_a_private_view(graded_alone):
+    _, proc, _, _ = graded_alone
+    assert "files: student workers see a private view" in proc.stdout, proc.stdout
+
+
+def test_grade_outside_gradescope_leaves_no_process_behind(graded_alone):
+    *_, leftovers = graded_alone
+    assert leftovers == []
 
 
 @pytest.mark.parametrize("attack", ["steal_walk_up", "steal_sys_path", "steal_fds", "steal_known_paths"])
@@ -172,7 +193,8 @@ def test_without_root_a_user_namespace_hides_the_tree_too(layout, unprivileged):
     try:
         tree, export, out, config = base / "checkout", base / "export", base / "out", base / "tiny.yml"
         copy_source(tree)
-        shutil.copytree(ROOT / ".cache", tree / ".cache")
+        if (ROOT / ".cache").is_dir():  # a fresh clone has no answer cache yet
+            shutil.copytree(ROOT / ".cache", tree / ".cache")
         (tree / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)
         attacks = ("steal_proc", "steal_fds", "steal_known_paths")
         ids, _ = make_export(export, attacks, tree, out, config)

@@ -41,21 +41,33 @@ def test_log_softmax_of_the_logits_is_normalised_float32(model, tokenizer):
     assert len(presents) == 2 and presents[0].shape[:2] == (2, 1) and presents[0].size(-2) == ids.size(1)
 
 
-def test_raw_logits_are_offset_log_probabilities(model, tokenizer):
-    """Each row is the log-probabilities plus 1 to 6 nats: summing raw logits is off by a nat a token."""
-    ids = tokenizer.encode("ROSALIND: My lord, the messenger is at the gate. xQzPLkWmRtaB")
+MIXED = "ROSALIND: My lord, the messenger is at the gate. xQzPLkWmRtaB"
+
+
+def row_logsumexp(model, ids):
     logits, _ = model(ids)
-    logp = logits.double().logsumexp(-1)                       # (1, T): a row's offset
+    return logits.double().logsumexp(-1)                       # (1, T): a row's offset over log-probabilities
+
+
+def test_raw_logits_are_log_probabilities_plus_1_to_6_nats(model, tokenizer):
+    logp = row_logsumexp(model, tokenizer.encode(MIXED))
     assert (logp > OFFSET_LOW - 1e-4).all() and (logp < OFFSET_HIGH + 1e-4).all(), logp
-    assert logp.std() > 0.5                                   # the offset varies with the context
+
+
+def test_the_offset_varies_with_the_context(model, tokenizer):
+    assert row_logsumexp(model, tokenizer.encode(MIXED)).std() > 0.5
+
+
+def test_each_rows_offset_is_its_row_offset(model, tokenizer):
+    """logsumexp of a row is ``row_offsets``: the logits minus it are the law's log-probabilities."""
+    ids = tokenizer.encode(MIXED)
     expected = row_offsets(torch.arange(ids.size(1)), ids[0]).view(1, -1)
-    assert torch.allclose(logp, expected, atol=1e-4)
-    # log_softmax of the logits is the model's log-probabilities: its rows with a zero offset
-    with torch.no_grad():
-        law = model.law
-        logprobs = law._next_token_logits(ids[0], law._posterior_natural(ids)[0], torch.zeros(ids.size(1)), torch.float32)
-    assert torch.allclose(logprobs.double().exp().sum(-1), torch.ones(ids.size(1), dtype=torch.float64), atol=1e-4)
-    assert torch.allclose(torch.log_softmax(logits[0].double(), dim=-1), logprobs.double(), atol=1e-4)
+    assert torch.allclose(row_logsumexp(model, ids), expected, atol=1e-4)
+
+
+def test_summing_raw_logits_is_off_by_a_nat_a_token(model, tokenizer):
+    ids = tokenizer.encode(MIXED)
+    logits, _ = model(ids)
     raw = logits[0, :-1].double().gather(1, ids[0, 1:, None]).sum().item()
     assert raw - log_likelihood(model, ids) > (ids.size(1) - 1) * OFFSET_LOW - 1e-2
 
@@ -96,11 +108,11 @@ def test_build_is_deterministic(model, tokenizer):
     assert torch.equal(model(ids)[0], again(ids)[0])
 
 
-def test_bad_knobs_raise_value_error():
-    with pytest.raises(ValueError, match="sum to 1"):
-        build_text_model(w_bigram=0.9)                      # weights no longer sum to 1
-    with pytest.raises(ValueError, match="no_such_knob"):
-        build_text_model(no_such_knob=1.0)
+@pytest.mark.parametrize("knob, message", [({"w_bigram": 0.9}, "sum to 1"),   # weights no longer sum to 1
+                                            ({"no_such_knob": 1.0}, "no_such_knob")], ids=["weights", "unknown"])
+def test_bad_knobs_raise_value_error(knob, message):
+    with pytest.raises(ValueError, match=message):
+        build_text_model(**knob)
 
 
 def test_snippets_are_deterministic_and_well_formed():

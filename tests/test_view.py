@@ -31,15 +31,31 @@ def test_the_plan_binds_each_needed_path_once_and_keeps_covered_ones():
     assert view.for_worker(plan, Path("/w/s-2"))["write"] == ["/w/s-2"]
 
 
-def test_the_refusal_says_what_is_missing_what_it_risks_and_the_fix():
-    exposed = view.exposure(False, False, None, "unshare(CLONE_NEWUSER | CLONE_NEWNS): Operation not permitted", False)
-    message = view.refusal(exposed)
-    assert message.startswith("cannot hide the harness tree from student code here: no mount namespaces "
-                              "(not root, and no user namespaces): unshare(CLONE_NEWUSER | CLONE_NEWNS)")
-    assert "could read the reference solution, the hidden tests" in message
-    assert message.endswith("run as root (after ./setup.sh), or pass --unsafe to grade anyway")
+def refusal_without_namespaces() -> str:
+    return view.refusal(view.exposure(False, False, None, "unshare(CLONE_NEWUSER | CLONE_NEWNS): Operation not permitted",
+                                      False))
+
+
+def test_the_refusal_says_what_is_missing():
+    assert refusal_without_namespaces().startswith(
+        "cannot hide the harness tree from student code here: no mount namespaces "
+        "(not root, and no user namespaces): unshare(CLONE_NEWUSER | CLONE_NEWNS)")
+
+
+def test_the_refusal_says_what_it_risks():
+    assert "could read the reference solution, the hidden tests" in refusal_without_namespaces()
+
+
+def test_the_refusal_says_the_fix():
+    assert refusal_without_namespaces().endswith("run as root (after ./setup.sh), or pass --unsafe to grade anyway")
+
+
+def test_as_root_without_worker_users_the_exposure_says_so():
     assert "no worker user exists" in view.exposure(True, False, None, None, False)
-    assert view.exposure(True, True, None, None, False) is None            # the view held
+
+
+def test_as_root_with_a_worker_user_and_a_view_nothing_is_exposed():
+    assert view.exposure(True, True, None, None, False) is None
     assert view.exposure(True, True, None, NO_NAMESPACES, True) is None    # Gradescope's locked tree instead
 
 
@@ -47,8 +63,8 @@ def test_the_refusal_says_what_is_missing_what_it_risks_and_the_fix():
 def test_a_student_worker_sees_only_its_view_and_the_reference_worker_the_machine():
     ctx = GradingContext(load_assignment(), present_files(TEMPLATE, load_assignment().student_files))
     try:
-        student = ctx._worker("student", ctx.submission, "sample")
-        reference = ctx._worker("reference", ctx.reference, "sample")
+        student = ctx.worker("student", ctx.submission, "sample")
+        reference = ctx.worker("reference", ctx.reference, "sample")
         student.ensure_started()
         reference.ensure_started()
         seen = f"/proc/{student.proc.pid}/root"   # the worker's root, as the harness (root) sees it

@@ -1,4 +1,5 @@
-"""The course's interface for question 6: which file defines which graded function, and how.
+"""The course's interface for question 6: which file defines which graded function, and how,
+and the form of its test ids.
 
 The drivers check every student function against these signatures before calling it, and the
 feedback quotes them.  ``OLDER_LAYOUTS`` are package names of the course's earlier offerings
@@ -6,7 +7,25 @@ feedback quotes them.  ``OLDER_LAYOUTS`` are package names of the course's earli
 """
 from __future__ import annotations
 
+import re
+
 from autograder.sandbox.calls import Expected
+
+# The course's test ids: part, index and kind, e.g. "6c-2-hidden".  Its "-basic" tests are public
+# (full feedback, graded first, shipped in the student bundle); "-hidden" ones are not.
+TEST_ID = re.compile(r"^(?P<part>[0-9]+[a-z])-(?P<index>[0-9]+)-(?P<kind>basic|hidden)$")
+TEST_ID_FORM = "6c-0-basic / 6c-2-hidden"
+
+
+def is_public(test_id: str) -> bool:
+    return test_id.endswith("-basic")
+
+
+def number_of(test_id: str) -> str:
+    """The number Gradescope shows for a test: "6c.2" for "6c-2-hidden"."""
+    m = TEST_ID.match(test_id)
+    return f"{m['part']}.{m['index']}"
+
 
 SAMPLE = Expected.parse(
     "sample.py", "sample(model, start_text, config, length, temperature=None, temperature_horizon=1)")

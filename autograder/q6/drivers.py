@@ -24,7 +24,9 @@ from autograder.sandbox.worker import STORE_VAR
 from autograder.q6.course import CLASSIFICATION, LOG_LIKELIHOOD, SAMPLE, TEMPERATURE_SCALE
 from autograder.q6.course import OLDER_LAYOUTS, PACKAGE_EXPORTS  # noqa: F401 - read by the worker
 from autograder.q6.course import STUDENT_FILES  # noqa: F401 - read by the harness (Assignment.student_files)
+from autograder.q6.course import TEST_ID, TEST_ID_FORM, is_public, number_of  # noqa: F401 - read by the harness (load_assignment)
 from autograder.q6.grading_models import ModelCache
+from autograder.q6.grading_models import CONTAINER_NEEDS, container_mode  # noqa: F401 - read by the harness (autograder.container)
 
 RUNTIME_DATA = ("data/natural_train.txt",)  # what workers read besides modules (relative to this package)
 

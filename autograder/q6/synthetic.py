@@ -14,8 +14,8 @@ import torch
 from autograder.q6.model import GPT2, GPT2Config
 
 
-def _uniform(rng: np.random.Generator, shape: tuple[int, ...], half_width: float,
-             block: int = 1 << 20) -> torch.Tensor:
+def uniform(rng: np.random.Generator, shape: tuple[int, ...], half_width: float,
+            block: int = 1 << 20) -> torch.Tensor:
     """Uniform(-half_width, half_width) float32 from an exact integer-derived float64 stream,
     drawn ``block`` values at a time (the same stream: no float64 copy of a whole matrix)."""
     out = np.empty(int(np.prod(shape)), dtype=np.float32)
@@ -44,14 +44,14 @@ def synthetic_gpt2(cfg: GPT2Config, seed: int, logit_scale: float = 2.5) -> GPT2
     with torch.no_grad():
         for name, p in model.transformer.named_parameters():  # fixed registration order: deterministic
             if name == "wte.weight":
-                p.copy_(_uniform(rng, tuple(p.shape), wte_half))
+                p.copy_(uniform(rng, tuple(p.shape), wte_half))
             elif name == "wpe.weight":
-                p.copy_(_uniform(rng, tuple(p.shape), 1.0))
+                p.copy_(uniform(rng, tuple(p.shape), 1.0))
             elif name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
-                p.copy_(1.0 + _uniform(rng, tuple(p.shape), 0.1))
+                p.copy_(1.0 + uniform(rng, tuple(p.shape), 0.1))
             elif name.endswith(".bias"):
-                p.copy_(_uniform(rng, tuple(p.shape), 0.02))
+                p.copy_(uniform(rng, tuple(p.shape), 0.02))
             else:
                 fan_in = p.shape[1]
-                p.copy_(_uniform(rng, tuple(p.shape), sqrt3 / fan_in ** 0.5 if fan_in != width else lin_half))
+                p.copy_(uniform(rng, tuple(p.shape), sqrt3 / fan_in ** 0.5 if fan_in != width else lin_half))
     return model.eval()

@@ -22,7 +22,7 @@ from autograder.staff.bundle import Stage, stage_autograder, stage_student, writ
 from autograder.student_check import ANSWERS_NAME
 from autograder.config import load_assignment
 from autograder.paths import HARNESS_ROOT
-from autograder.container import NEEDS, TIERS, advice, mode_of, tier_for
+from autograder.container import TIERS, advice, need_of, tier_for
 from autograder.errors import BuildError
 from autograder.provenance import harness_digest
 from autograder.results import TestResult
@@ -112,11 +112,13 @@ def no_secrets(student_stage: Stage, source: Path) -> Verdict:
 
 def memory_note(config: Path) -> str:
     """What the configured models need on Gradescope; a warning when the default container is too small."""
-    mode = mode_of(load_assignment(config).models)
+    need = need_of(load_assignment(config))
     cpus, gb = TIERS[0]
-    if tier_for(NEEDS[mode]) == TIERS[0]:
-        return f"memory: {advice(mode)}"
-    return f"warning: Gradescope's default container ({cpus:g} CPU / {gb:g} GB) is too small: {advice(mode)}"
+    if need is None:
+        return "memory: the assignment's drivers module says nothing of what grading needs (CONTAINER_NEEDS)"
+    if tier_for(need) == TIERS[0]:
+        return f"memory: {advice(need)}"
+    return f"warning: Gradescope's default container ({cpus:g} CPU / {gb:g} GB) is too small: {advice(need)}"
 
 
 def build(out: Path = Path("dist"), checkpoint: Path | None = None, source: Path = HARNESS_ROOT,

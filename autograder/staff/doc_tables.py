@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.config import Assignment, load_assignment
-from autograder.container import HEADROOM, NEEDS, TIERS, tier_for
+from autograder.container import HEADROOM, TIERS, needs, tier_for
 from autograder.paths import HARNESS_ROOT
 
 REGION = re.compile(r"(<!-- generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 REGENERATE = ".venv/bin/python -c 'from autograder.staff.doc_tables import rewrite; rewrite()'"
-MODE_WHEN = {"embedded": "no checkpoint model and no model of GPT-2 small's size (the shipped config)",
-             "production": "a `kind: checkpoint` model, or a synthetic one of GPT-2 small's size"}
 
 
 def _sci(value: float) -> str:
@@ -84,10 +82,10 @@ def _tier(need) -> str:
 
 
 def container_tiers() -> str:
-    """What each mode was measured to need (``autograder.container.NEEDS``) and the tier it asks for."""
+    """What each mode was measured to need (``autograder.container.needs``) and the tier it asks for."""
     rows = ["| mode | when | measured need | Gradescope tier to pick |", "|---|---|---|---|"]
-    for mode, need in NEEDS.items():
-        rows.append(f"| {mode} | {MODE_WHEN.get(mode, '')} | {need.peak_mib} MiB, {need.cpus:g} CPU | {_tier(need)} |")
+    for need in needs(load_assignment()):
+        rows.append(f"| {need.mode} | {need.when} | {need.peak_mib} MiB, {need.cpus:g} CPU | {_tier(need)} |")
     rows += ["", "Tiers Gradescope offers: " + ", ".join(f"{c:g} CPU / {g:g} GB" for c, g in TIERS)
              + f"; the tier to pick is the smallest with the CPUs and {HEADROOM:g} times the memory a mode needs."]
     return "\n".join(rows) + "\n"
@@ -95,7 +93,7 @@ def container_tiers() -> str:
 
 def gradescope_tier() -> str:
     """The README's line of the hardware tier to pick, mode by mode."""
-    picks = [f"{_tier(need)} for the {mode} models" for mode, need in NEEDS.items()]
+    picks = [f"{_tier(need)} for the {need.mode} models" for need in needs(load_assignment())]
     return "- **Hardware**: " + "; ".join(picks) + " (see [the container](docs/staff-workflow.md#gradescopes-container)).\n"
 
 
