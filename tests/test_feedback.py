@@ -60,10 +60,11 @@ def likelihood_case(model64, tokens: np.ndarray) -> judge.LikelihoodCase:
 
 
 @torch.no_grad()
-def student_log_probs(model64, tokens: np.ndarray) -> torch.Tensor:
-    """(T-1,) log p(x_t | x_<t) as a student computes them: log_softmax of the shifted logits."""
+def student_log_probs(model64, tokens: np.ndarray, **inputs) -> torch.Tensor:
+    """(T-1,) log p(x_t | x_<t) as a student computes them: log_softmax of the shifted logits
+    (``inputs``: what else the student passes the model)."""
     ids = torch.as_tensor(tokens).view(1, -1)
-    logp = torch.log_softmax(model64(ids)[0][0].double(), dim=-1)
+    logp = torch.log_softmax(model64(ids, **inputs)[0][0].double(), dim=-1)
     return logp[:-1].gather(1, ids[0, 1:].view(-1, 1))[:, 0]
 
 
@@ -74,6 +75,10 @@ MISTAKES = {  # what a wrong log_likelihood returns, written as a student would,
     "likelihood:last-dropped": lambda m, x: float(student_log_probs(m, x)[:-1].sum()),
     "likelihood:tail-text+half": lambda m, x: float(student_log_probs(m, x[1:]).sum() / 2),
     "likelihood:sign+mean-not-sum": lambda m, x: float(-student_log_probs(m, x).mean()),
+    "likelihood:positions-shifted": lambda m, x: float(student_log_probs(
+        m, x, position_ids=torch.arange(1, x.size + 1).view(1, -1)).sum()),
+    "likelihood:token-types-zero": lambda m, x: float(student_log_probs(
+        m, x, token_type_ids=torch.zeros(1, x.size, dtype=torch.long)).sum()),
     "likelihood:first-token-eot": lambda m, x: float(student_log_probs(m, np.concatenate([[END_OF_TEXT_ID], x])).sum()),
 }
 
@@ -198,3 +203,27 @@ def test_temperature_scale_candidates_name_the_mistake():
         assert outcome.rows[0].label == "entropy of softmax(logits), nats"
     assert judge.check_temperature_scale("temperature_scale()", [case], [(filtered / 0.5).numpy()], 0.5).passed
     assert VOCAB_SIZE == filtered.shape[1]
+
+
+@pytest.mark.slow
+def test_gradescope_gets_markdown_and_the_students_check_the_same_content_as_text(submission_from, monkeypatch):
+    """The same failed check: Markdown with its key for Gradescope, plain text in a terminal, a hint when hidden."""
+    from autograder import student_check
+    from autograder.runner import grade
+    from conftest import FIXTURES
+
+    folder = submission_from({"likelihood.py": FIXTURES / "corpus" / "likelihood_bad_tail_text_halved.py"})
+    results, log = grade(folder, only=frozenset({"6d-0-basic", "6d-1-hidden"}))
+    tests = {t.test_id: t for t in results.tests}
+    public, hidden = tests["6d-0-basic"], tests["6d-1-hidden"]
+    assert (public.output_format, public.diagnosis) == ("md", "likelihood:tail-text+half")
+    assert public.to_gradescope()["extra_data"]["diagnosis"] == "likelihood:tail-text+half"
+    assert "table" in rendered(public.output).tags
+    assert hidden.output_format == "text" and hidden.output == "wrong log-likelihood" and hidden.diagnosis
+    monkeypatch.setattr(student_check, "public_ids", lambda assignment: frozenset({"6d-0-basic"}))
+    checked = {t.test_id: t for t in student_check.check(folder)[0].tests}["6d-0-basic"]
+    assert checked.output_format == "text" and checked.diagnosis == public.diagnosis
+    assert checked.output.splitlines()[0] == ("log_likelihood(): your value equals "
+                                              f"{describe('likelihood:tail-text+half')}.")
+    assert "\\" not in checked.output and "  tokens in the text" in checked.output
+    assert any(checked.output.splitlines()[0] in line for line in log)   # the staff log shows the text rendering

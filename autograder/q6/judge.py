@@ -104,9 +104,8 @@ def check_sampler_draws(name: str, expected: SamplerLaw, got: list[np.ndarray], 
         key = "sampler:greedy"
     else:
         settings = mistakes.sampler_candidate_settings(expected.temperature, expected.horizon)
-        by_run = {id(d): tokens for tokens, d in zip(got, drawn)}
-        candidates = {k: (lambda d_, t=t, h=h: expected.rows(by_run[id(d_)][0], t, h)) for k, (t, h) in settings.items()}
-        fits = mistakes.fitting_laws(candidates, drawn, diagnose_seed)
+        candidates = {k: (lambda tokens, t=t, h=h: expected.rows(tokens, t, h)) for k, (t, h) in settings.items()}
+        fits = mistakes.fitting_laws(candidates, [tokens[0] for tokens in got], expected.prompt_len, diagnose_seed)
         key = fits[0].key if fits else None
         detail += "; fits " + (", ".join(f"{f.key} p={f.pvalue:.2g}" for f in fits) or "no candidate law")
     want_t = 1.0 if expected.temperature is None else expected.temperature

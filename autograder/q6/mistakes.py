@@ -177,17 +177,17 @@ class Fit:
     pvalue: float
 
 
-def fitting_laws(candidates: dict[str, Callable[[np.ndarray], np.ndarray]], runs: list[np.ndarray],
+def fitting_laws(candidates: dict[str, Callable[[np.ndarray], np.ndarray]], runs: list[np.ndarray], start: int,
                  seed: int) -> list[Fit]:
     """The candidate laws the draws fit (KS p-value >= ``FIT_LEVEL``), best first.
 
-    ``candidates`` maps a key to a function giving, for one run's drawn tokens, that law's
-    (L, V) rows; ``runs`` holds each run's drawn tokens.
+    ``runs`` holds each run's (T,) tokens, drawn from position ``start`` on; ``candidates`` maps
+    a key to a function giving, for one run's tokens, that law's (T - start, V) rows.
     """
     fits = []
     for key, rows_of in candidates.items():
         rng = np.random.Generator(np.random.PCG64(seed))
-        pit = np.concatenate([stats.randomized_pit(rows_of(drawn), drawn, rng) for drawn in runs])
+        pit = np.concatenate([stats.randomized_pit(rows_of(tokens), tokens[start:], rng) for tokens in runs])
         p = stats.ks_uniform_pvalue(pit)
         if p >= FIT_LEVEL:
             fits.append(Fit(key, p))
