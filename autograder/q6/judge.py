@@ -16,8 +16,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from autograder import stats
 from autograder.feedback import Outcome, Row
-from autograder.q6 import laws, mistakes
+from autograder.q6 import mistakes
 from autograder.q6.diagnoses import describe
 from autograder.q6.vocabulary import VOCAB_SIZE
 
@@ -83,8 +84,6 @@ def check_sampler_draws(name: str, expected: SamplerLaw, got: list[np.ndarray], 
                         pit_seed: int, diagnose_seed: int, power_line: str = "") -> Outcome:
     """Draw-for-draw match with the reference's seeded draws, else a PIT/KS goodness-of-fit test
     at ``expected.alpha``; a failure is diagnosed by ``mistakes.fitting_laws`` (and the greedy test)."""
-    from autograder import stats
-
     if all(np.array_equal(a, b) for a, b in zip(got, reference)):
         return Outcome(True, detail=f"matched the reference draw for draw ({len(got)}x{got[0].shape[1] - expected.prompt_len} tokens)")
     rng = np.random.Generator(np.random.PCG64(pit_seed))
@@ -156,8 +155,6 @@ class _RowSummary:
         return self.all_argmax and self.log_p_argmax < math.log(alpha)
 
     def rank_rows(self, want_t: float) -> list[Row]:
-        from autograder import stats
-
         n = max(len(self.ranks), 1)
         r = np.asarray(self.ranks)
         drawn = [np.sum(r == 1), np.sum((r >= 2) & (r <= 5)), np.sum(r >= 6), np.sum(r == 0)]
@@ -322,8 +319,6 @@ def check_seed_dependence(name: str, got: list[np.ndarray], length: int, law: np
     context, None when contexts differ); checked only where that is below 1e-6 * alpha, so it adds
     nothing visible to the test's false-failure bound.  ``greedy()`` says whether the draws pass
     the greedy test (``is_greedy``), which then names the reason."""
-    from autograder import stats
-
     if len(got) < 2 or not np.array_equal(got[0], got[1]):
         return Outcome(True)
     if law is None or stats.log_repeat_probability(law, length) >= math.log(1e-6 * alpha):
