@@ -36,6 +36,7 @@ from autograder.sandbox.handle import Limits
 from autograder.sandbox.locking import prepare_gradescope
 from autograder.sandbox.heap import map_large_blocks
 from autograder.provenance import grader_info, rerun_command
+from autograder.feedback import FORMATS, as_markdown
 from autograder.results import GradingResults, TestResult
 from autograder.testing import graded_id
 
@@ -74,6 +75,10 @@ class ClassifyingResult(JSONTestResult):
     def buildResult(self, test, err=None):
         result = super().buildResult(test, err)
         result["test_id"] = graded_id(test)
+        outcome = getattr(test, "failed_outcome", None) if err is not None else None
+        if outcome is not None:  # the failed check's structured content: its key, its Markdown rendering
+            result["diagnosis"] = outcome.diagnosis
+            result["markdown"] = as_markdown(outcome)
         self.faults.spans[str(result["test_id"])] = (self._started, time.monotonic())
         return result
 
@@ -122,10 +127,11 @@ def load_suite(tests_dir: Path, assignment: Assignment, only: frozenset[str] | N
 
 
 def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[str] | None = None,
-              upload: Path | None = None, progress: Progress | None = None) -> GradingResults:
+              upload: Path | None = None, progress: Progress | None = None, feedback_format: str = "md") -> GradingResults:
     """Run the graded tests the config names (or only those in ``only``); ``upload`` names the
     graded folder in each test's reproduce command; ``progress`` gets, after each test, the
-    results to write should the run be stopped there."""
+    results to write should the run be stopped there; ``feedback_format`` is how a public test's
+    failed check is written: "md" (Gradescope's Markdown) or "text" (a terminal)."""
     assignment = ctx.assignment
     suite = load_suite(tests_dir, assignment, only)
     chosen = list(_iter_tests(suite))
@@ -143,7 +149,7 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     class Result(ClassifyingResult):
         def on_test_end(self, raw: list[dict]) -> None:
             if progress is not None:
-                progress(provisional(assignment, only, raw, faults, upload, ctx.budget))
+                progress(provisional(assignment, only, raw, faults, upload, ctx.budget, feedback_format))
 
     Result.faults = faults
     Result.ctx = ctx
@@ -151,7 +157,8 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
     runner = JSONTestRunner(stream=stream, failure_prefix="")
     runner.resultclass = Result
     runner.run(suite)
-    results = _assemble(assignment, only, json.loads(stream.getvalue())["tests"], faults, upload)
+    results = _assemble(assignment, only, json.loads(stream.getvalue())["tests"], faults, upload,
+                        feedback_format=feedback_format)
     ctx.log("test times: " + ", ".join(f"{k} {v:.1f}s" for k, v in results.seconds.items()))
     if faults.by_test:
         ctx.log(results.tests[-1].output)
@@ -159,9 +166,11 @@ def run_suite(ctx: GradingContext, tests_dir: Path = TESTS_DIR, only: frozenset[
 
 
 def _assemble(assignment: Assignment, only: frozenset[str] | None, raw: list[dict], faults: Faults,
-              upload: Path | None, unfinished: str | None = None) -> GradingResults:
+              upload: Path | None, unfinished: str | None = None, feedback_format: str = "md") -> GradingResults:
     """The results of the configured tests from the runner's raw ones; a test without one is an
-    autograder error, or, given ``unfinished``, a test that has not run yet, with that reason."""
+    autograder error, or, given ``unfinished``, a test that has not run yet, with that reason.
+    A public test failed by a check is written in Markdown when ``feedback_format`` is "md"; every
+    failed check gives its diagnosis key, public or hidden."""
     by_id = {r.get("test_id"): r for r in raw}
     results = GradingResults(extra_data=grader_info(assignment.seed, assignment.digest))
     for spec in assignment.tests:
@@ -176,7 +185,12 @@ def _assemble(assignment: Assignment, only: frozenset[str] | None, raw: list[dic
                                                   "have the details.")
         elif r is None:
             output = unfinished
-        results.tests.append(_test_result(spec, assignment, upload, passed, output, fault))
+        result = _test_result(spec, assignment, upload, passed, output, fault)
+        if r is not None and not fault and "markdown" in r:
+            result.diagnosis = r.get("diagnosis")
+            if spec.public and feedback_format == "md":
+                result.output, result.output_format = r["markdown"].strip(), "md"
+        results.tests.append(result)
     results.spans = dict(faults.spans)
     if faults.by_test:
         detail = "\n\n".join(f"[{k}]\n{v}" for k, v in faults.by_test.items())
@@ -198,11 +212,11 @@ def _test_result(spec: TestSpec, assignment: Assignment, upload: Path | None, pa
 
 
 def provisional(assignment: Assignment, only: frozenset[str] | None, raw: list[dict], faults: Faults,
-                upload: Path | None, budget: Budget) -> GradingResults:
+                upload: Path | None, budget: Budget, feedback_format: str = "md") -> GradingResults:
     """The results to write if the run is stopped now, at the end of its time budget: the tests
     finished so far keep their scores, the rest are marked not run, and a visible autograder error
     says that grading itself overran (every student call is planned to end well before)."""
-    done = _assemble(assignment, only, raw, faults, upload,
+    done = _assemble(assignment, only, raw, faults, upload, feedback_format=feedback_format,
                      unfinished=f"not run: grading was stopped at the end of its time budget ({budget.total:g} s) "
                                 "before this test finished")
     stopped = GradingResults.autograder_failure(
@@ -217,7 +231,8 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
           only: frozenset[str] | None = None, reference_cache: ReferenceCache | None = None,
           lock_gradescope: bool = True, started: float | None = None, progress: Progress | None = None,
           time_budget: float | None = None, prefork: PreForked | None = None,
-          unsafe: bool = False, limits: Limits | None = None) -> tuple[GradingResults, list[str]]:
+          unsafe: bool = False, limits: Limits | None = None,
+          feedback_format: str = "md") -> tuple[GradingResults, list[str]]:
     """Grade one submission folder; never raises for anything the submission does.
 
     ``assignment`` is the config or its path (default: the harness's own); ``only`` restricts
@@ -231,10 +246,14 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
     ``unsafe`` grades even where student code could read the harness's files (the student's own
     check, the reference), which is otherwise an autograder error (``autograder.sandbox.view``).
     ``limits`` are the workers' limits (default: ``Limits()``, ``autograder.sandbox.handle``).
+    ``feedback_format`` is how public tests' feedback is written: "md" (Gradescope renders it) or
+    "text" (the plain-text rendering of the same content, for a terminal).
 
     Returns the results and the staff log.  A harness fault still returns results: a visible
     autograder-error test worth nothing and the traceback for staff only.
     """
+    if feedback_format not in FORMATS:
+        raise ValueError(f"feedback_format {feedback_format!r} is not one of {FORMATS}")
     started = time.monotonic() if started is None else started
     peak_from_start = reset_own_peak()
     log: list[str] = []
@@ -250,7 +269,7 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
         budget = Budget(assignment.time_budget if time_budget is None else time_budget, started=started)
         upload = Path(submission_dir).resolve()
         if progress is not None:
-            progress(provisional(assignment, only, [], Faults(), upload, budget))
+            progress(provisional(assignment, only, [], Faults(), upload, budget, feedback_format))
         log.extend(startup_lines(assignment))
         with discover(Path(submission_dir), assignment.student_files) as found:
             log.extend(_upload_log(found))
@@ -258,7 +277,8 @@ def grade(submission_dir: Path, assignment: Assignment | Path | None = None, see
                                 file_problems=found.problems, budget=budget, prefork=prefork, unsafe=unsafe,
                                 limits=limits) as ctx:
                 try:
-                    results = run_suite(ctx, only=only, upload=upload, progress=progress)
+                    results = run_suite(ctx, only=only, upload=upload, progress=progress,
+                                        feedback_format=feedback_format)
                 finally:
                     log.extend(ctx.staff_log)
                     log.extend(_printed(ctx))

@@ -75,6 +75,21 @@ def effective_inverse_temperature(logps: list[np.ndarray], drawn: np.ndarray) ->
     return float(np.sqrt(lo * hi))
 
 
+def inverse_temperature_interval(logps: list[np.ndarray], beta: float, z: float = 1.96) -> tuple[float, float]:
+    """An approximate ``z``-sigma interval for ``effective_inverse_temperature``'s beta: beta -+ z / sqrt(I),
+    I the Fisher information of the draws, sum over rows of the variance of log p under p**beta."""
+    info = 0.0
+    for lp in logps:
+        w = np.exp(beta * (lp - lp.max()))
+        w /= w.sum()
+        mean = float(np.dot(w, lp))
+        info += float(np.dot(w, (lp - mean) ** 2))
+    if not (info > 0 and math.isfinite(beta)):
+        return 0.0, float("inf")
+    half = z / math.sqrt(info)
+    return max(beta - half, 0.0), beta + half
+
+
 def pit_delta(p: np.ndarray, q: np.ndarray) -> float:
     """sup |G(u) - u| for draws from q judged against p (both sorted by p, descending)."""
     return float(np.max(np.abs(np.cumsum(q) - np.cumsum(p))))

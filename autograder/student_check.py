@@ -93,4 +93,6 @@ def check(submission: Path, answers: AnswerBook | None = None,
     if answers is None and not reference_available(assignment):
         answers = AnswerBook.load(default_answers(), strict=True)
     # The student's own code: nothing of the staff's is on the machine it runs on, so no view is required.
-    return grade(Path(submission), assignment, only=public_ids(assignment), reference_cache=answers, unsafe=True)
+    # A terminal shows the plain-text rendering of the feedback Gradescope shows in Markdown.
+    return grade(Path(submission), assignment, only=public_ids(assignment), reference_cache=answers, unsafe=True,
+                 feedback_format="text")

@@ -19,12 +19,12 @@ import functools
 import signal
 import threading
 import unittest
-from dataclasses import dataclass
 
 from autograder.budget import Budget
 from autograder.config import TestSpec
 from autograder.context import GradingContext
 from autograder.errors import AutograderError, BudgetSpent, BudgetTimeout, StudentError
+from autograder.feedback import Outcome, as_text
 
 # Seconds of the harness's own work a test may take besides the time limits of its calls.
 GUARD_MARGIN = 30.0
@@ -102,27 +102,25 @@ def graded_id(test: unittest.TestCase) -> str | None:
     return getattr(getattr(test, test._testMethodName, None), _GRADED_ID, None)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A check's verdict: ``message`` for public tests, ``hint`` for hidden ones, ``detail`` for staff."""
-
-    passed: bool
-    message: str = ""
-    hint: str = ""
-    detail: str = ""
-
-
 class GradedTestCase(unittest.TestCase):
     """Base class of graded tests; the runner sets ``ctx`` on every instance before running."""
 
     ctx: GradingContext
     spec: TestSpec
     _guard: _Guard | None = None
+    failed_outcome: Outcome | None = None   # the check that failed this test, read by the runner
 
     def report(self, outcome: Outcome) -> None:
-        self.ctx.log(f"[{self.spec.id}] {'PASS' if outcome.passed else 'FAIL'} {outcome.detail or outcome.message}")
-        if not outcome.passed:
-            raise AssertionError(outcome.message if self.spec.public else (outcome.hint or "incorrect result"))
+        """Log a check's verdict; a failure fails the test with the plain-text feedback (public
+        tests) or the one-line hint (hidden ones), and is kept for the runner's other renderings."""
+        if outcome.passed:
+            self.ctx.log(f"[{self.spec.id}] PASS {outcome.detail or outcome.message}")
+            return
+        key = f" [{outcome.diagnosis}]" if outcome.diagnosis else ""
+        self.ctx.log(f"[{self.spec.id}] FAIL{key} {outcome.detail or outcome.message}\n"
+                     + "\n".join("    " + line for line in as_text(outcome).splitlines()))
+        self.failed_outcome = outcome
+        raise AssertionError(as_text(outcome) if self.spec.public else (outcome.hint or "incorrect result"))
 
     def student(self, driver: str, args: dict, module: str | None = None, spread: tuple[str, ...] = ()) -> dict:
         """Call a driver on the student's code (``spread``: list arguments split over the

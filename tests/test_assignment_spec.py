@@ -68,8 +68,9 @@ def test_log_likelihood_is_judged_on_the_given_lengths_and_model(tmp_path):
         config = config_with(tmp_path / f"{model}.yml", {"6d-0-basic": {"params": {"model": model, "lengths": [7]}}})
         results, log = grade(folder, config, only=frozenset({"6d-0-basic"}))
         test = by_id(results)["6d-0-basic"]
-        assert test.score == 0 and "wrong value for a 7-token text" in test.output, test.output
-        refs[model] = re.search(r"\[6d-0-basic\] FAIL T=7 got=\S+ ref=(\S+)", "\n".join(log))[1]
+        assert test.score == 0 and "| tokens in the text | 7 | 7 |" in test.output, test.output
+        assert test.diagnosis == "likelihood:half" and "your value equals the log-likelihood halved." in test.output
+        refs[model] = re.search(r"\[6d-0-basic\] FAIL \[likelihood:half\] T=7 got=\S+ ref=(\S+)", "\n".join(log))[1]
     assert refs["gpt2"] != refs["gpt2_b"], "the same reference value under two models: the model was not read"
 
 

@@ -1,4 +1,6 @@
-"""The mutation corpus through the real harness: correct variants get full marks, every mistake is caught.
+"""The mutation corpus through the real harness: correct variants get full marks, every mistake is caught
+and named: a wrong entry's failed public test (hidden, for a mistake no public test reaches) shows the
+diagnosis key and the feedback its manifest entry gives.
 
 Each entry of ``tests/fixtures/corpus/manifest.yml`` (read by ``autograder.staff.corpus``) becomes a submission (its fixture plus the
 reference's other two files) graded in-process by ``autograder.runner.grade``, restricted to the
@@ -15,6 +17,7 @@ import pytest
 from autograder.config import load_assignment
 from autograder.context import ReferenceCache
 from autograder.paths import REFERENCE_CACHE_DIR
+from autograder.q6.diagnoses import is_known
 from autograder.staff.corpus import expectation_problems, load_corpus
 from autograder.runner import grade
 
@@ -23,6 +26,7 @@ pytestmark = pytest.mark.slow
 ASSIGNMENT = load_assignment()
 CORPUS = load_corpus()
 ENTRIES = CORPUS.entries
+PUBLIC = frozenset(t.id for t in ASSIGNMENT.tests if t.public)
 # Grader seeds: None is the assignment's own.  One seed already takes about 20 minutes of CPU
 # (a sample.py entry costs 25-65 s to grade, a likelihood.py entry ~10 s, a classifier.py entry
 # ~4 s), so a second seed, e.g. derive_seed(ASSIGNMENT.seed, "corpus"), is left out.  For a quick
@@ -52,6 +56,11 @@ def test_corpus_is_complete():
         doc = ast.get_docstring(ast.parse(source)) or ""
         assert doc.startswith(f"Mutation corpus, {entry.file}, {'CORRECT' if entry.correct else 'WRONG'}:"), \
             f"{entry.name}: the docstring must say what the fixture is, got {doc[:80]!r}"
+        if not entry.correct:
+            assert entry.diagnosis is None or is_known(entry.diagnosis), \
+                f"{entry.name}: diagnosis {entry.diagnosis!r} is not a key of autograder/q6/diagnoses.py"
+            shown = [t for t in CORPUS.graded_tests_for(entry, ASSIGNMENT) if (t in PUBLIC) == (entry.shown_in == "public")]
+            assert shown, f"{entry.name}: shown_in {entry.shown_in} but no such test runs {entry.file}"
         for part in entry.breaks + entry.may_break:
             assert any(test_id.startswith(part) for test_id in CORPUS.graded_tests_for(entry, ASSIGNMENT)), \
                 f"{entry.name} breaks {part}, but no test of {part} runs {entry.file}"
@@ -64,7 +73,7 @@ def test_corpus_entry(entry, seed, reference_cache, tmp_path):
     ran = CORPUS.graded_tests_for(entry, ASSIGNMENT)
     submission = CORPUS.build_submission(entry, tmp_path / "submission")
     results, _ = grade(submission, seed=seed, only=ran, reference_cache=reference_cache)
-    problems = expectation_problems(entry, results, ran)
+    problems = expectation_problems(entry, results, ran, public=PUBLIC)
     assert not problems, (f"{entry.label}, grader seed {ASSIGNMENT.seed if seed is None else seed}:\n  "
                           + "\n  ".join(problems))
 

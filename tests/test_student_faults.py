@@ -278,12 +278,12 @@ def test_a_student_mistake_fails_its_tests_with_the_file_and_the_fix(fault, subm
 
 @pytest.mark.slow
 def test_a_fault_of_a_driver_before_the_student_call_is_an_autograder_error(monkeypatch, submission_from):
-    from autograder.q6 import judge
+    from autograder.q6.testcase import Q6TestCase
 
-    def shape_of_a_malformed_request(t, sc, models):
+    def shape_of_a_malformed_request(t):
         t.student("sample", {"prompts": []})  # no model named: drive_sample fails before calling sample()
 
-    monkeypatch.setattr(judge, "sample_shape", shape_of_a_malformed_request)
+    monkeypatch.setattr(Q6TestCase, "check_sample_shape", shape_of_a_malformed_request)
     results, _ = grade(submission_from(), only=frozenset({"6c-0-basic", "6d-0-basic"}))
     tests = {t.test_id or t.name: t for t in results.tests}
     could_not = "autograder error: this test could not be graded; course staff have the details."

@@ -59,7 +59,7 @@ def design_power(assignment, spec) -> PowerReport | None:
     """The design power of a statistical graded test whose sampler runs on a profile model, else None.
 
     ``spec`` is the test's ``TestSpec``; its ``params.sampler`` gives the model and the draws
-    (runs x length), as ``judge.sampler_law`` pools them.
+    (runs x length), as ``Q6TestCase.check_sampler_law`` pools them.
     """
     sampler = spec.params.get("sampler")
     if not spec.statistical or not isinstance(sampler, dict):

@@ -5,10 +5,14 @@ ships it) lists entries; each entry's fixture, ``<name>.py`` beside the manifest
 student file of the reference solution.  The manifest also says which test modules run each
 student file (``runs``) and which parts an entry may declare broken (``parts``).
 ``expectation_problems`` compares a grade with the entry's declared verdict and returns what is
-off, for ``tests/test_corpus.py`` and the ``audit`` command alike.
+off, for ``tests/test_corpus.py`` and the ``audit`` command alike; given the public test ids, it
+also checks what a wrong entry's feedback must show (``feedback_problems``): its diagnosis key
+and/or a substring of the output, on a public test it fails, or on a hidden one for an entry
+whose mistake reaches no public test (``shown_in: hidden``).
 """
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from dataclasses import dataclass
@@ -21,7 +25,9 @@ from autograder.paths import HARNESS_ROOT, REFERENCE_DIR
 from autograder.errors import ConfigError, UsageError
 
 DEFAULT_MANIFEST = HARNESS_ROOT / "tests" / "fixtures" / "corpus" / "manifest.yml"
-_ENTRY_KEYS = {"name", "file", "correct", "breaks", "may_break", "description"}
+_ENTRY_KEYS = {"name", "file", "correct", "breaks", "may_break", "description", "diagnosis", "feedback", "shown_in"}
+_SHOWN_IN = ("public", "hidden")
+_DIAGNOSIS = re.compile(r"[a-z0-9]+:[a-z0-9+-]+")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,9 @@ class Entry:
     may_break: tuple[str, ...]      # parts that may lose points
     description: str
     fixture: Path
+    diagnosis: str | None = None    # the diagnosis key a failed test must report (wrong entries)
+    feedback: str | None = None     # a substring that failed test's output must hold
+    shown_in: str = "public"        # the tests that show it: "public", or "hidden" when no public test sees the mistake
 
     @property
     def label(self) -> str:
@@ -133,7 +142,8 @@ def _entry(item, path: Path, runs: dict, parts: tuple[str, ...]) -> Entry:
     entry = Entry(name=str(item["name"]), file=str(item["file"]), correct=item["correct"],
                   breaks=_strings(item.get("breaks"), where, "breaks"),
                   may_break=_strings(item.get("may_break"), where, "may_break"),
-                  description=str(item["description"]), fixture=path.parent / f"{item['name']}.py")
+                  description=str(item["description"]), fixture=path.parent / f"{item['name']}.py",
+                  diagnosis=item.get("diagnosis"), feedback=item.get("feedback"), shown_in=item.get("shown_in", "public"))
     if entry.file not in runs:
         raise ConfigError(f"{where} replaces {entry.file!r}, not one of {sorted(runs)}")
     if not entry.fixture.is_file():
@@ -144,6 +154,18 @@ def _entry(item, path: Path, runs: dict, parts: tuple[str, ...]) -> Entry:
         raise ConfigError(f"{where} is correct but lists parts it breaks; empty `breaks` or set correct: false")
     if not entry.correct and not entry.breaks:
         raise ConfigError(f"{where} is wrong but breaks no part; list them in `breaks`")
+    shown = (entry.diagnosis, entry.feedback)
+    if entry.correct and any(v is not None for v in shown + (item.get("shown_in"),)):
+        raise ConfigError(f"{where} is correct: it has no feedback to show; remove diagnosis, feedback and shown_in")
+    if not entry.correct and all(v is None for v in shown):
+        raise ConfigError(f"{where} is wrong but names neither the `diagnosis` key nor the `feedback` substring its "
+                          "failed test must show; add one (see the corpus manifest's header)")
+    if entry.diagnosis is not None and not (isinstance(entry.diagnosis, str) and _DIAGNOSIS.fullmatch(entry.diagnosis)):
+        raise ConfigError(f"{where}: diagnosis = {entry.diagnosis!r} should be a key like 'likelihood:mean-not-sum'")
+    if entry.feedback is not None and not (isinstance(entry.feedback, str) and entry.feedback.strip()):
+        raise ConfigError(f"{where}: feedback = {entry.feedback!r} should be a non-empty string")
+    if entry.shown_in not in _SHOWN_IN:
+        raise ConfigError(f"{where}: shown_in = {entry.shown_in!r} should be one of {list(_SHOWN_IN)}")
     return entry
 
 
@@ -167,8 +189,33 @@ def harness_faults(results) -> list:
     return results.harness_faults
 
 
-def expectation_problems(entry: Entry, results, ran: frozenset[str]) -> list[str]:
-    """What in ``results`` (a GradingResults) contradicts the entry's manifest verdict."""
+def visible_text(output: str) -> str:
+    """A test's output as its reader sees the words: Markdown's backslash escapes and entities
+    undone, the divides sign a table-safe Markdown writes for a bar read back as ``|``."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", output)).replace("\u2223", "|")
+
+
+def feedback_problems(entry: Entry, results, ran: frozenset[str], public: frozenset[str]) -> list[str]:
+    """What a wrong entry's failed tests do not show of its manifest's ``diagnosis`` and ``feedback``:
+    one test among the ``public`` ones it runs (the others for ``shown_in: hidden``) that lost
+    points must report that key and hold that substring, in its output as the student reads it."""
+    if entry.correct:
+        return []
+    graded = graded_tests(results, ran)
+    pool = {i: t for i, t in graded.items() if lost(t) and ((i in public) == (entry.shown_in == "public"))}
+    for test in pool.values():
+        if (entry.diagnosis is None or test.diagnosis == entry.diagnosis) and \
+                (entry.feedback is None or entry.feedback in visible_text(test.output)):
+            return []
+    want = " and ".join(x for x in (entry.diagnosis and f"diagnosis {entry.diagnosis!r}",
+                                     entry.feedback and f"feedback {entry.feedback!r}") if x)
+    shown = "; ".join(f"{i} [{t.diagnosis}]: {' '.join(t.output.split())[:300]}" for i, t in sorted(pool.items()))
+    return [f"no failed {entry.shown_in} test shows {want}; they show: {shown or 'nothing (none failed)'}"]
+
+
+def expectation_problems(entry: Entry, results, ran: frozenset[str], public: frozenset[str] | None = None) -> list[str]:
+    """What in ``results`` (a GradingResults) contradicts the entry's manifest verdict (and, given
+    the ``public`` test ids, its feedback: ``feedback_problems``)."""
     graded = graded_tests(results, ran)
     problems = []
     faults = harness_faults(results)
@@ -194,6 +241,8 @@ def expectation_problems(entry: Entry, results, ran: frozenset[str]) -> list[str
     if collateral:
         problems.append("lost points on parts it does not break: "
                         + "; ".join(_summary(lost_by_id[i]) for i in collateral))
+    if public is not None:
+        problems += feedback_problems(entry, results, ran, public)
     if problems:
         problems.append(f"lost points on {sorted(lost_by_id) or 'nothing'}; full marks on {kept or 'nothing'}")
     return problems
