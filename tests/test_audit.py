@@ -74,3 +74,19 @@ def test_a_missing_corpus_is_refused_with_the_fix(capsys, tmp_path):
 def test_bad_arguments_are_refused_before_grading(capsys, argv, words):
     assert main(["audit", *argv]) == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_entry_whose_feedback_does_not_name_its_mistake_fails_the_audit(capsys, tmp_path):
+    shutil.copyfile(FIXTURES / "classifier_bad_inverted.py", tmp_path / "classifier_bad_inverted.py")
+    (tmp_path / "manifest.yml").write_text(
+        "runs: {sample.py: [sample], likelihood.py: [likelihood, classifier], classifier.py: [classifier]}\n"
+        "parts: [6c, 6d, 6e, 6f, 6h]\n"
+        "entries:\n"
+        "  - {name: classifier_bad_inverted, file: classifier.py, correct: false, breaks: [6e],\n"
+        "     description: 'inverted comparison', diagnosis: 'classifier:all-random'}\n")
+    code = main(["audit", "--corpus", str(tmp_path / "manifest.yml")])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert "no failed public test shows diagnosis 'classifier:all-random'" in out
+    assert "6e-0-basic [classifier:inverted]" in out

@@ -75,7 +75,13 @@ def grade_entry(job: AuditJob) -> Grade:
     graded = graded_tests(results, job.only)
     return Grade(job.entry.name, job.index, seed, tuple(sorted(graded)),
                  tuple(sorted(i for i, t in graded.items() if lost(t))),
-                 tuple(expectation_problems(job.entry, results, job.only)), time.monotonic() - started)
+                 tuple(expectation_problems(job.entry, results, job.only, public=_public(job.assignment))),
+                 time.monotonic() - started)
+
+
+def _public(assignment: Assignment) -> frozenset[str]:
+    """The public tests, whose feedback a wrong entry's manifest names."""
+    return frozenset(t.id for t in assignment.tests if t.public)
 
 
 def run_audit(corpus: Corpus, assignment: Assignment, entries: list[Entry], seeds: int, jobs: int = 1,
