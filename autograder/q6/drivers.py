@@ -99,8 +99,10 @@ def as_float(value, what: str) -> float:
         raise InvalidReturn(f"{what} returned {_describe(value)}; it must return a Python float")
     if not math.isfinite(number):
         shown = "NaN" if math.isnan(number) else repr(number)
+        underflow = (": a probability underflowed to 0 (a product of probabilities, or the log of a float32 softmax, "
+                     "does so on long texts); sum log_softmax terms instead") if number == -math.inf else ""
         raise InvalidReturn(f"{what} returned {shown}; it must return a finite real number "
-                            "(the sum of log-probabilities in nats)")
+                            f"(the sum of log-probabilities in nats){underflow}")
     return number
 
 
