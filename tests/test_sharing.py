@@ -13,7 +13,8 @@ from autograder.config import DEFAULT_CONFIG, load_assignment
 from autograder.context import join_answers, split_request
 from autograder.errors import AutograderError, ConfigError
 from autograder.q6 import laws
-from autograder.q6.judge import SamplerScenario, _reseeds_itself
+from autograder.q6.judge import check_seed_dependence
+from autograder.q6.power import reference_law
 from autograder.q6.model import Exact
 from autograder.q6.grading_models import ModelCache, build_model, model_config
 
@@ -118,13 +119,22 @@ def test_the_store_is_written_once_by_the_harness_and_mapped_by_readers(tmp_path
     assert torch.equal(mapped(ids)[0], built(ids)[0])
 
 
-def test_a_sampler_that_ignores_the_seed_is_caught_only_when_a_collision_is_negligible():
-    spec = ASSIGNMENT.model("profile40")
-    run = np.arange(68).reshape(1, -1)
-    same = _reseeds_itself(spec, SamplerScenario("profile40", 4, 8, 60), [run, run.copy(), run, run], 1e-6)
-    assert same is not None and not same.passed and "seed" in same.message
-    assert _reseeds_itself(spec, SamplerScenario("profile40", 4, 8, 60), [run, run + 1, run, run], 1e-6) is None
-    # two tokens of a top-40 law collide too often for the check to speak
-    assert _reseeds_itself(spec, SamplerScenario("profile40", 4, 8, 2), [run, run.copy(), run, run], 1e-6) is None
-    gpt2 = ASSIGNMENT.model("gpt2")   # no exact collision bound on a GPT-2: no check
-    assert _reseeds_itself(gpt2, SamplerScenario("gpt2", 4, 8, 12), [run, run.copy(), run, run], 1e-6) is None
+RUN = np.arange(68).reshape(1, -1)
+
+
+def test_a_sampler_that_ignores_the_seed_is_caught_where_a_collision_is_negligible():
+    law = reference_law(ASSIGNMENT.model("profile40"), None)
+    same = check_seed_dependence("sample()", [RUN, RUN.copy(), RUN, RUN], 60, law, 1e-6)
+    assert not same.passed and same.diagnosis == "sampler:reseeded"
+    assert "two calls with the same prompt and different seeds drew the same 60 tokens" in same.message
+
+
+@pytest.mark.parametrize("runs, length, model", [
+    ([RUN, RUN + 1, RUN, RUN], 60, "profile40"),        # the two runs differ
+    ([RUN, RUN.copy(), RUN, RUN], 2, "profile40"),      # two tokens of a top-40 law collide too often to speak
+    ([RUN, RUN.copy(), RUN, RUN], 12, "gpt2"),          # no exact collision bound on a GPT-2: no check
+], ids=["runs-differ", "collision-too-likely", "no-bound-on-gpt2"])
+def test_the_seed_check_stays_silent_where_a_correct_sampler_could_repeat(runs, length, model):
+    spec = ASSIGNMENT.model(model)
+    law = reference_law(spec, None) if spec.get("kind") == "profile" else None
+    assert check_seed_dependence("sample()", runs, length, law, 1e-6).passed
