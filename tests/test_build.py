@@ -225,12 +225,16 @@ def test_a_checkpoint_spec_with_a_malformed_sha256_is_refused(checkpoint):
         checkpoint_specs(load_assignment(config))
 
 
+@pytest.fixture(scope="module")
+def student_stage(tmp_path_factory):
+    staff, _ = stage_autograder(ROOT, tmp_path_factory.mktemp("autograder"))
+    return stage_student(ROOT, tmp_path_factory.mktemp("student"), staff)
+
+
 @pytest.mark.parametrize("command", [["regrade", "export", "--out", "out"], ["rerun", "--submission", ".", "--test", "6c-0-basic"],
                                      ["audit"], ["build"]])
-def test_a_staff_command_in_the_student_bundle_says_it_is_for_staff(tmp_path, command):
-    staff, _ = stage_autograder(ROOT, tmp_path / "autograder")
-    student = stage_student(ROOT, tmp_path / "student", staff)
-    env = {**os.environ, "PYTHONPATH": str(student.root)}
+def test_a_staff_command_in_the_student_bundle_says_it_is_for_staff(student_stage, tmp_path, command):
+    env = {**os.environ, "PYTHONPATH": str(student_stage.root)}
     done = subprocess.run([sys.executable, "-m", "autograder", *command], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
