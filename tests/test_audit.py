@@ -43,17 +43,24 @@ def test_audit_of_two_classifier_entries(capsys, tmp_path):
     assert all(e["problems"] == [] for e in report["entries"])
 
 
-@pytest.mark.slow
-def test_an_entry_that_contradicts_its_manifest_fails_the_audit(capsys, tmp_path):
+def audit_inverted_classifier(capsys, tmp_path, claims: str) -> tuple[int, str, str]:
+    """Audit a one-entry corpus: the inverted classifier, under the manifest ``claims`` (its entry's
+    fields after name and file); the exit status and what the audit printed."""
     shutil.copyfile(FIXTURES / "classifier_bad_inverted.py", tmp_path / "classifier_bad_inverted.py")
     (tmp_path / "manifest.yml").write_text(
         "runs: {sample.py: [sample], likelihood.py: [likelihood, classifier], classifier.py: [classifier]}\n"
         "parts: [6c, 6d, 6e, 6f, 6h]\n"
         "entries:\n"
-        "  - {name: classifier_bad_inverted, file: classifier.py, correct: true, breaks: [],\n"
-        "     description: 'claimed correct, but the comparison is inverted'}\n")
+        f"  - {{name: classifier_bad_inverted, file: classifier.py, {claims}}}\n")
     code = main(["audit", "--corpus", str(tmp_path / "manifest.yml")])
     out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_an_entry_that_contradicts_its_manifest_fails_the_audit(capsys, tmp_path):
+    code, out, err = audit_inverted_classifier(
+        capsys, tmp_path, "correct: true, breaks: [], description: 'claimed correct, but the comparison is inverted'")
     assert code == 1, out + err
     assert "classifier_bad_inverted" in out and "CONTRADICTS THE MANIFEST" in out
     assert "false failure: a correct implementation lost points on 6e-0-basic" in out
@@ -78,15 +85,9 @@ def test_bad_arguments_are_refused_before_grading(capsys, argv, words):
 
 @pytest.mark.slow
 def test_an_entry_whose_feedback_does_not_name_its_mistake_fails_the_audit(capsys, tmp_path):
-    shutil.copyfile(FIXTURES / "classifier_bad_inverted.py", tmp_path / "classifier_bad_inverted.py")
-    (tmp_path / "manifest.yml").write_text(
-        "runs: {sample.py: [sample], likelihood.py: [likelihood, classifier], classifier.py: [classifier]}\n"
-        "parts: [6c, 6d, 6e, 6f, 6h]\n"
-        "entries:\n"
-        "  - {name: classifier_bad_inverted, file: classifier.py, correct: false, breaks: [6e],\n"
-        "     description: 'inverted comparison', diagnosis: 'classifier:all-random'}\n")
-    code = main(["audit", "--corpus", str(tmp_path / "manifest.yml")])
-    out, err = capsys.readouterr()
+    code, out, err = audit_inverted_classifier(
+        capsys, tmp_path, "correct: false, breaks: [6e], description: 'inverted comparison', "
+                          "diagnosis: 'classifier:all-random'")
     assert code == 1, out + err
     assert "no failed public test shows diagnosis 'classifier:all-random'" in out
     assert "6e-0-basic [classifier:inverted]" in out
